@@ -18,12 +18,13 @@ from .data import *
 from .executor import execute, ExecutionError
 from .questions import generate_questions
 from .synthetic import sample_scene
+from .train import save_checkpoint
 
 # %% auto #0
 __all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'ProgramGrammar', 'encode_questions', 'QuestionParser',
            'greedy_decode', 'beam_decode', 'parse_questions', 'parse', 'parser_loss', 'parser_step', 'lr_factor',
            'train_parser', 'generate_question_corpus', 'exact_match', 'answer_accuracy', 'evaluate_parser',
-           'evaluate_on_dataset', 'save_parser', 'load_parser']
+           'evaluate_on_dataset', 'parser_checkpoint', 'parser_from_checkpoint', 'save_parser', 'load_parser']
 
 # %% ../nbs/06_parser.ipynb #07650e68
 ANSWER_TYPES = ('bool', 'integer') + tuple(ATTRIBUTES)  # types a whole program may produce
@@ -347,15 +348,19 @@ def evaluate_on_dataset(model: QuestionParser, # the parser
     return evaluate_parser(model, questions, [scenes[q.image_index] for q in questions], beam_size)
 
 # %% ../nbs/06_parser.ipynb #2931a8e6
+def parser_checkpoint(model: QuestionParser) -> dict:
+    "The parser as plain values and tensors: config, vocabulary and weights."
+    return {'kind': 'question_parser', 'config': model.config, 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
+
+def parser_from_checkpoint(ckpt: dict) -> QuestionParser:
+    "A parser rebuilt from `parser_checkpoint`'s dict."
+    model = QuestionParser(Vocab.from_json(ckpt['vocab']), **ckpt['config'])
+    model.load_state_dict(ckpt['state_dict'])
+    return model.eval()
+
 def save_parser(model: QuestionParser, path) -> Path:
-    "Write the parser (config, vocabulary, weights) to `path`, through a temporary file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    torch.save({'kind': 'question_parser', 'config': model.config, 'vocab': model.vocab.to_json(),
-                'state_dict': model.state_dict()}, tmp)
-    os.replace(tmp, path)
-    return path
+    "Write the parser (config, vocabulary, weights) to `path`, atomically."
+    return save_checkpoint(parser_checkpoint(model), path)
 
 def load_parser(path, map_location='cpu') -> QuestionParser:
     "A parser saved by `save_parser`."
@@ -364,6 +369,4 @@ def load_parser(path, map_location='cpu') -> QuestionParser:
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get('kind') != 'question_parser':
         raise ValueError(f"{path} is not a question-parser checkpoint (no kind='question_parser'); write one with save_parser")
-    model = QuestionParser(Vocab.from_json(ckpt['vocab']), **ckpt['config'])
-    model.load_state_dict(ckpt['state_dict'])
-    return model.eval()
+    return parser_from_checkpoint(ckpt)

@@ -15,12 +15,13 @@ from tqdm.auto import tqdm
 from .clevr import *
 from .executor import CLEVR_DIRECTIONS, compute_relationships, execute
 from .data import ATTRIBUTE_NAMES, ClevrScenes
+from .train import save_checkpoint
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'resize_images', 'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss',
            'toy_scenes', 'decode_scenes', 'match_objects', 'perception_metrics', 'target_scene', 'evaluate_perception',
            'CachedScenes', 'shift_batch', 'train_step', 'one_cycle', 'train_perception', 'save_perception',
-           'load_perception', 'measure_latency']
+           'perception_from_checkpoint', 'load_perception', 'measure_latency']
 
 # %% ../nbs/05_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -376,20 +377,20 @@ def train_perception(model: Perception, # the parser; trained in place
 
 # %% ../nbs/05_perception.ipynb #391503b8
 def save_perception(model: Perception, path, **extra) -> Path:
-    "Save the model's config and weights (and any `extra` entries, such as metrics) to `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({'config': model.config, 'state_dict': model.state_dict(), **extra}, path)
-    return path
+    "Save the model's config and weights (and any `extra` entries, such as metrics) to `path`, atomically."
+    return save_checkpoint({'config': model.config, 'state_dict': model.state_dict(), **extra}, path)
+
+def perception_from_checkpoint(checkpoint: dict) -> Perception:
+    "A `Perception` rebuilt from a loaded checkpoint dict (`config` and `state_dict`)."
+    model = Perception(**checkpoint['config'])
+    model.load_state_dict(checkpoint['state_dict'])
+    return model.eval()
 
 def load_perception(path, map_location='cpu') -> Perception:
     "A `Perception` model rebuilt from a checkpoint written by `save_perception`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"perception checkpoint {path} is missing; train one with train_perception and save_perception")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    model = Perception(**checkpoint['config'])
-    model.load_state_dict(checkpoint['state_dict'])
-    return model.eval()
+    return perception_from_checkpoint(torch.load(path, map_location=map_location, weights_only=True))
 
 # %% ../nbs/05_perception.ipynb #3ddb850a
 def measure_latency(model: Perception, # the parser
