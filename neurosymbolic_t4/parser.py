@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_parser.ipynb #d588e0ec
 from __future__ import annotations
-import math, os, random, time
+import math, random, time
 from pathlib import Path
 from typing import Sequence
 import torch
