@@ -20,8 +20,8 @@ from .train import save_checkpoint
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'resize_images', 'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss',
            'toy_scenes', 'decode_scenes', 'match_objects', 'perception_metrics', 'target_scene', 'evaluate_perception',
-           'CachedScenes', 'shift_batch', 'train_step', 'one_cycle', 'train_perception', 'save_perception',
-           'perception_from_checkpoint', 'load_perception', 'measure_latency']
+           'CachedScenes', 'shift_batch', 'flip_batch', 'train_step', 'one_cycle', 'train_perception',
+           'save_perception', 'perception_from_checkpoint', 'load_perception', 'measure_latency']
 
 # %% ../nbs/05_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -141,6 +141,13 @@ def focal_loss(logits: torch.Tensor, # heatmap logits
     return loss.sum() / pos.sum().clamp(min=1)
 
 # %% ../nbs/05_perception.ipynb #452ff867
+def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict]) -> torch.Tensor:
+    "Smooth L1 of the (n, 3) predicted 3D coordinates against the targets', over objects of images not `mirrored`."
+    known = torch.cat([torch.full((len(t['coords']),), not t.get('mirrored', False)) for t in targets]).to(predicted.device)
+    truth = torch.cat([t['coords'] for t in targets]).to(predicted.device)
+    per_object = F.smooth_l1_loss(predicted, truth, reduction='none').mean(1)
+    return (per_object * known).sum() / known.sum().clamp(min=1)
+
 def perception_loss(outputs: dict, # the model's outputs
                     targets: Sequence[dict], # per-image targets (labels, pixels, depth, coords)
                     sigma: float = 1., # width of the centre bumps, in output cells
@@ -155,7 +162,7 @@ def perception_loss(outputs: dict, # the model's outputs
     parts = {'heatmap': focal_loss(outputs['heatmap'].float(), heat),
              'offset': F.smooth_l1_loss(at(outputs['offset']).float(), offsets),
              'depth': F.smooth_l1_loss(outputs['depth'][batch, cells[:, 1], cells[:, 0]].float(), torch.cat([t['depth'] for t in targets]).to(device)),
-             'coords': F.smooth_l1_loss(at(outputs['coords']).float(), torch.cat([t['coords'] for t in targets]).to(device))}
+             'coords': _known_coords_loss(at(outputs['coords']).float(), targets)}
     for k, name in enumerate(ATTRIBUTE_NAMES): parts[name] = F.cross_entropy(at(outputs['logits'][name]).float(), labels[:, k])
     loss = sum(parts.values())
     return loss, {k: v.item() for k, v in parts.items()}
@@ -316,6 +323,19 @@ def shift_batch(images: torch.Tensor, # (B, 3, H, W)
     shifted = padded[..., max_shift - dy:max_shift - dy + h, max_shift - dx:max_shift - dx + w]
     return shifted, [{**t, 'pixels': t['pixels'] + torch.tensor([dx, dy], dtype=t['pixels'].dtype)} for t in targets]
 
+# %% ../nbs/05_perception.ipynb #02e89e18
+def flip_batch(images: torch.Tensor, # (B, 3, H, W)
+               targets: Sequence[dict], # per-image targets; `pixels` mirror with the images
+               generator: torch.Generator | None = None, # source of randomness
+               p: float = 0.5, # chance that each image is mirrored
+              ) -> tuple:
+    "The batch with each image mirrored left to right with chance `p`; mirrored targets are marked `mirrored`."
+    flip = (torch.rand(len(images), generator=generator) < p).tolist()
+    width = images.shape[-1]
+    mirrored = torch.where(torch.tensor(flip)[:, None, None, None], images.flip(-1), images)
+    def mirror(t): return {**t, 'pixels': torch.stack([width - t['pixels'][:, 0], t['pixels'][:, 1]], 1), 'mirrored': True}
+    return mirrored, [mirror(t) if f else t for t, f in zip(targets, flip)]
+
 # %% ../nbs/05_perception.ipynb #33e3ab2d
 def train_step(model: Perception, # the parser, in training mode
                images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
@@ -350,6 +370,7 @@ def train_perception(model: Perception, # the parser; trained in place
                      weight_decay: float = 1e-4, # AdamW weight decay
                      sigma: float = 1., # width of the centre bumps, in output cells
                      max_shift: int = 0, # random translation of each batch, in pixels (0: none)
+                     flip: bool = False, # mirror half of the images left to right
                      max_seconds: float | None = None, # time budget; the schedule follows the clock when it runs ahead
                      seed: int = 0, # order of the batches
                      progress: bool = True, # show a progress bar
@@ -367,6 +388,7 @@ def train_perception(model: Perception, # the parser; trained in place
             if done() >= 1: break
             for group in optimizer.param_groups: group['lr'] = lr * one_cycle(done())
             if max_shift: images, targets = shift_batch(images, targets, max_shift, generator)
+            if flip: images, targets = flip_batch(images, targets, generator)
             parts.append(train_step(model, images, targets, optimizer, sigma=sigma))
             step += 1; bar.update()
         if not parts: break
