@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_synthetic.ipynb #c62c8213
 from __future__ import annotations
-import functools, json, math, os, random, sys, zlib
+import functools, json, math, os, random, struct, sys, zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,8 +18,8 @@ from .questions import generate_questions
 
 # %% auto #0
 __all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'Camera', 'camera_directions', 'sample_objects', 'sample_scene',
-           'render_scene', 'min_visible_pixels', 'synthesize', 'image_rng', 'generate_dataset', 'generate_main',
-           'generate_cli']
+           'render_scene', 'min_visible_pixels', 'synthesize', 'image_rng', 'png_bytes', 'generate_dataset',
+           'generate_main', 'generate_cli']
 
 # %% ../nbs/02_synthetic.ipynb #a03b3b9f
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
@@ -45,7 +45,7 @@ class Camera:
     rotation: tuple = (61.782, -0.0316, 49.014)  # Blender XYZ Euler angles in degrees
     fov: float = 49.11  # horizontal field of view in degrees
 
-    @property
+    @functools.cached_property
     def axes(self) -> np.ndarray: return _rotation_matrix(self.rotation)
 
     def focal(self, width: int) -> float:
@@ -161,6 +161,12 @@ def _ground_color(width: int, height: int) -> np.ndarray:
     u, v = (u + 0.5) / width * 2 - 1, (v + 0.5) / height * 2 - 1
     return sum(u ** i * v ** j * _GROUND_COEF[:, k, None, None] for k, (i, j) in enumerate(_GROUND_TERMS)).transpose(1, 2, 0)
 
+@functools.lru_cache(maxsize=8)
+def _ground_images(width: int, height: int, shadow: float = 0.38) -> tuple:
+    "The bare ground lit and in full shadow (`shadow`: share of light the shadow takes), as 8-bit RGB images."
+    lit = _ground_color(width, height) * 255
+    return tuple(Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8)) for a in (lit, lit * (1 - shadow)))
+
 # %% ../nbs/02_synthetic.ipynb #42e1cb2f
 def _rays(camera: Camera, width: int, height: int, step: float) -> tuple:
     "Unit world directions (x, y, z arrays of shape (height / step, width / step)) of rays `step` pixels apart across the image."
@@ -175,6 +181,12 @@ def _image_rays(rotation: tuple, fov: float, width: int, height: int, step: floa
     d = [a * axes[i, 0] + b * axes[i, 1] - axes[i, 2] for i in range(3)]
     norm = 1 / np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2)
     return d[0] * norm, d[1] * norm, d[2] * norm
+
+@functools.lru_cache(maxsize=8)
+def _subpixel_rays(rotation: tuple, fov: float, width: int, height: int, ss: int) -> np.ndarray:
+    "The `ss` x `ss` sub-pixel ray directions of every pixel as one (height * width, 3, ss * ss) array: a pixel's rays are one row to gather."
+    rays = _image_rays(rotation, fov, width, height, 1 / ss)
+    return np.stack([d.reshape(height, ss, width, ss).transpose(0, 2, 1, 3).reshape(height * width, ss * ss) for d in rays], 1)
 
 # %% ../nbs/02_synthetic.ipynb #5f5e5aeb
 def _hit_sphere(o, d, r):
@@ -210,7 +222,7 @@ def _hit_box(o, d, r, bevel=0.2):
     hit = (t_near <= t_far) & (t_near > 1e-4)
     # CLEVR's cubes have rounded edges: bend the normal within `bevel` of an edge, as on a rounded box
     inner = r * (1 - bevel)
-    q = [np.sign(p) * np.maximum(np.abs(p) - inner, 0) for p in (o[i] + np.where(hit, t_near, 0) * d[i] for i in range(3))]
+    q = [p - np.clip(p, -inner, inner) for p in (o[i] + np.where(hit, t_near, 0) * d[i] for i in range(3))]
     norm = 1 / (np.sqrt(q[0] ** 2 + q[1] ** 2 + q[2] ** 2) + 1e-12)
     return np.where(hit, t_near, np.inf), [c * norm for c in q]
 
@@ -219,25 +231,28 @@ _HIT = {'sphere': _hit_sphere, 'cylinder': _hit_cylinder, 'cube': _hit_box}
 # %% ../nbs/02_synthetic.ipynb #93bfd0c8
 def _intersect(obj: SceneObject, origin, dirs) -> tuple:
     "Ray parameter (inf: miss) and world normal (x, y, z) where rays from `origin` along `dirs` meet `obj`."
+    ox, oy, oz = (origin[i] - np.float32(obj.coords[i]) for i in range(3))
+    r = np.float32(SIZE_RADIUS[obj.size])
+    if obj.shape != 'cube': return _HIT[obj.shape]((ox, oy, oz), dirs, r)  # turning a sphere or cylinder about z changes nothing
     theta = obj.rotation  # CLEVR gave Blender this number of degrees as radians; its renders show that reading
     c, s = np.float32(math.cos(theta)), np.float32(math.sin(theta))
-    ox, oy, oz = (origin[i] - np.float32(obj.coords[i]) for i in range(3))
     o = (c * ox + s * oy, c * oy - s * ox, oz)  # into the object's frame: rotate by -theta about z
     d = (c * dirs[0] + s * dirs[1], c * dirs[1] - s * dirs[0], dirs[2])
-    t, n = _HIT[obj.shape](o, d, np.float32(SIZE_RADIUS[obj.size]))
+    t, n = _hit_box(o, d, r)
     return t, (c * n[0] - s * n[1], s * n[0] + c * n[1], n[2])
 
 # %% ../nbs/02_synthetic.ipynb #bd2bd0ba
 def _dot(a, b): return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 def _shade(obj: SceneObject, normal: tuple, view: tuple) -> list:
-    "Display R, G, B (0..1) of `obj`'s surface with world `normal`s seen along unit `view` directions."
+    "Display R, G, B (0..255) of `obj`'s surface with world `normal`s seen along unit `view` directions."
     key, fill = np.maximum(_dot(normal, _LIGHT), 0), np.maximum(_dot(normal, _FILL), 0)
     k = 2 * _dot(view, normal)
     reflected = [view[i] - k * normal[i] for i in range(3)]
     toward_key = np.clip(_dot(reflected, _LIGHT), -1, 1)
     if obj.material == 'rubber':
-        gain, offset = 0.3 + 0.45 * key + 0.15 * fill, 0.16 + 0.07 * key + 0.04 * np.maximum(toward_key, 0) ** 6
+        sheen = np.square(np.maximum(toward_key, 0))
+        gain, offset = 0.3 + 0.45 * key + 0.15 * fill, 0.16 + 0.07 * key + 0.04 * sheen * sheen * sheen  # products: numpy's ** 6 is slow
     else:  # a room: the bright ground below the horizon, dimmer walls above with a window, the key light
         sky = np.clip(reflected[2], -1, 1)
         window = np.clip(_dot(reflected, _WINDOW), -1, 1)
@@ -247,74 +262,78 @@ def _shade(obj: SceneObject, normal: tuple, view: tuple) -> list:
         glint = (1.3 * np.exp(300 * (toward_key - 1)) + 0.5 * np.exp(120 * (np.clip(_dot(reflected, _FILL), -1, 1) - 1))
                  + 0.25 * np.exp(60 * (window - 1)))
         gain, offset = 0.12 + 1.0 * env, 0.04 + 0.06 * env + glint
-    return [c / 255 * gain + offset for c in COLOR_RGB[obj.color]]
+    return [c * gain + 255 * offset for c in COLOR_RGB[obj.color]]
 
 # %% ../nbs/02_synthetic.ipynb #462f0c67
-def _screen_box(points, camera: Camera, width: int, height: int, cell: int = 1) -> tuple | None:
-    "Integer box (x0, y0, x1, y1), in units of `cell` pixels, covering world `points` in the image; None when outside."
-    p = camera.project(points, width, height) / cell
-    x0, y0 = max(int(p[:, 0].min()) - 1, 0), max(int(p[:, 1].min()) - 1, 0)
-    x1, y1 = min(int(p[:, 0].max()) + 2, math.ceil(width / cell)), min(int(p[:, 1].max()) + 2, math.ceil(height / cell))
-    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+def _screen_boxes(points: np.ndarray, camera: Camera, width: int, height: int, cell: int = 1) -> list:
+    "Integer boxes (x0, y0, x1, y1), in units of `cell` pixels, each covering one set of world points (n, k, 3) in the image; None when outside."
+    p = camera.project(points.reshape(-1, 3), width, height).reshape(*points.shape[:2], 3)[..., :2] / cell
+    low = np.maximum(p.min(1).astype(int) - 1, 0)
+    high = np.minimum(p.max(1).astype(int) + 2, (math.ceil(width / cell), math.ceil(height / cell)))
+    return [(x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None for (x0, y0), (x1, y1) in zip(low.tolist(), high.tolist())]
 
-def _extent(obj: SceneObject) -> tuple:
-    "Horizontal and vertical half extents of `obj` around its centre."
-    r = SIZE_RADIUS[obj.size]
-    return (r * math.sqrt(2) if obj.shape == 'cube' else r), r
+def _extents(objects: list) -> np.ndarray:
+    "Horizontal and vertical half extents (n, 2) of `objects` around their centres."
+    return np.array([(SIZE_RADIUS[o.size] * (math.sqrt(2) if o.shape == 'cube' else 1), SIZE_RADIUS[o.size]) for o in objects]).reshape(-1, 2)
 
-def _bbox(obj: SceneObject, camera: Camera, width: int, height: int) -> tuple | None:
-    "Pixel box (x0, y0, x1, y1) that covers `obj` in the image, or None when it is outside."
-    (x, y, z), (R, r) = obj.coords, _extent(obj)
-    return _screen_box([(x + sx * R, y + sy * R, z + sz * r) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], camera, width, height)
+_CORNERS = np.array([(sx, sy, sz) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
 
-def _shadow_box(obj: SceneObject, camera: Camera, width: int, height: int, cell: int) -> tuple | None:
-    "Box, in cells, that covers the shadow `obj` casts on the ground."
-    (x, y, _), (R, r) = obj.coords, _extent(obj)
-    sx, sy = -2 * r * _LIGHT[0] / _LIGHT[2], -2 * r * _LIGHT[1] / _LIGHT[2]
-    corners = [(x + dx + k * sx, y + dy + k * sy, 0) for dx in (-R, R) for dy in (-R, R) for k in (0, 1)]
-    return _screen_box(corners, camera, width, height, cell)
+def _object_boxes(objects: list, camera: Camera, width: int, height: int, cell: int = 1) -> list:
+    "Box (x0, y0, x1, y1), in units of `cell` pixels, that covers each of `objects` in the image, or None when it is outside."
+    centres, (R, r) = np.array([o.coords for o in objects], float).reshape(-1, 3), _extents(objects).T
+    return _screen_boxes(centres[:, None] + _CORNERS * np.stack([R, R, r], 1)[:, None], camera, width, height, cell)
+
+def _shadow_boxes(objects: list, camera: Camera, width: int, height: int, cell: int) -> list:
+    "Box, in cells, that covers the shadow each of `objects` casts on the ground: its footprint, and that moved away from the light."
+    feet = np.array([o.coords for o in objects], float).reshape(-1, 3) * (1, 1, 0)
+    (R, r), away = _extents(objects).T, -2 * np.array([_LIGHT[0], _LIGHT[1], 0]) / _LIGHT[2]
+    footprint = feet[:, None] + _CORNERS[::2] * np.stack([R, R, R], 1)[:, None] * (1, 1, 0)
+    return _screen_boxes(np.concatenate([footprint, footprint + r[:, None, None] * away], 1), camera, width, height, cell)
 
 # %% ../nbs/02_synthetic.ipynb #fa74388c
 def _ground(scene: Scene, camera: Camera, width: int, height: int, cell: int = 4) -> np.ndarray:
-    "The shadowed ground as a (height, width, 3) float image."
+    "The shadowed ground as a (height, width, 3) uint8 image."
     d = _rays(camera, width, height, cell)
     t = -camera.location[2] / np.minimum(d[2], -1e-3)
     points = [np.float32(camera.location[i]) + t * d[i] for i in range(3)]
     shadow = np.zeros(t.shape, bool)
-    for obj in scene.objects:
-        box = _shadow_box(obj, camera, width, height, cell)
+    for obj, box in zip(scene.objects, _shadow_boxes(scene.objects, camera, width, height, cell)):
         if box is None: continue
         x0, y0, x1, y1 = box
         shadow[y0:y1, x0:x1] |= np.isfinite(_intersect(obj, [p[y0:y1, x0:x1] for p in points], _LIGHT)[0])
     blur = 2.5 * width / 480 * 4 / cell
-    shadow = Image.fromarray(shadow.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(blur)).resize((width, height), Image.BILINEAR)
-    return _ground_color(width, height) * (1 - 0.38 / 255 * np.asarray(shadow, np.float32))[..., None]
+    shadow = Image.fromarray(shadow.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(blur))
+    lit, dark = _ground_images(width, height)
+    ground = lit.copy()
+    if (box := shadow.getbbox()) is not None:  # darken only where the shadows are, blending through the mask scaled up to pixels
+        x0, y0, x1, y1 = max(box[0] - 1, 0), max(box[1] - 1, 0), min(box[2] + 1, shadow.width), min(box[3] + 1, shadow.height)
+        mask = shadow.crop((x0, y0, x1, y1)).resize(((x1 - x0) * cell, (y1 - y0) * cell), Image.BILINEAR)
+        ground.paste(dark.crop((x0 * cell, y0 * cell, x1 * cell, y1 * cell)), (x0 * cell, y0 * cell), mask)
+    return np.asarray(ground)
 
 # %% ../nbs/02_synthetic.ipynb #5c27a810
 def _soften(a: np.ndarray) -> np.ndarray:
     "An array filtered with the 3x3 tent [1, 2, 1] / 4 along its first two axes (edges clamped)."
     a = np.concatenate([a[:1], a, a[-1:]], 0)
-    a = (a[:-2] + 2 * a[1:-1] + a[2:]) / 4
-    a = np.concatenate([a[:, :1], a, a[:, -1:]], 1)
-    return (a[:, :-2] + 2 * a[:, 1:-1] + a[:, 2:]) / 4
-
-def _spread(mask: np.ndarray) -> np.ndarray:
-    "A boolean 2D array grown by one pixel in every direction (3x3 dilation, edges clamped)."
-    m = np.pad(mask, 1, mode='edge')
-    m = m[:-2] | m[1:-1] | m[2:]
-    return m[:, :-2] | m[:, 1:-1] | m[:, 2:]
-
-# %% ../nbs/02_synthetic.ipynb #c67a244e
-def _shade_where(obj: SceneObject, normal: tuple, view: tuple, where: np.ndarray) -> list:
-    "`_shade` of the pixels `where` is True (R, G, B arrays, zero elsewhere): shading only what is seen."
-    out = [np.zeros(where.shape, np.float32) for _ in range(3)]
-    for o, c in zip(out, _shade(obj, [n[where] for n in normal], [v[where] for v in view])): o[where] = c
+    rows = a[1:-1] * 2; rows += a[:-2]; rows += a[2:]  # in place: no temporaries
+    a = np.concatenate([rows[:, :1], rows, rows[:, -1:]], 1)
+    out = a[:, 1:-1] * 2; out += a[:, :-2]; out += a[:, 2:]; out *= 1 / 16
     return out
 
+def _neighbours(mask: np.ndarray) -> np.ndarray:
+    "How many pixels of each pixel's 3x3 neighbourhood are True in the boolean 2D `mask` (edges clamped)."
+    m = mask.view(np.uint8)
+    m = np.concatenate([m[:1], m, m[-1:]], 0)
+    m = m[:-2] + m[1:-1] + m[2:]
+    m = np.concatenate([m[:, :1], m, m[:, -1:]], 1)
+    return m[:, :-2] + m[:, 1:-1] + m[:, 2:]
+
 # %% ../nbs/02_synthetic.ipynb #03d68c94
-def _glints(shades: list, hit: np.ndarray, threshold: float = 0.06) -> np.ndarray:
+def _glints(shades: list, hit: np.ndarray, threshold: float = 15) -> np.ndarray:
     "Pixels of `hit` whose shading (R, G, B arrays) jumps by more than `threshold` to a neighbour of `hit`: sharp highlights."
-    def jumps(a, b, ha, hb): return ha & hb & (np.max([np.abs(ca - cb) for ca, cb in zip(a, b)], 0) > threshold)
+    def jumps(one, other, hit_one, hit_other):
+        red, green, blue = (np.abs(a - b) for a, b in zip(one, other))
+        return hit_one & hit_other & (np.maximum(np.maximum(red, green), blue) > threshold)
     across = jumps([c[:, 1:] for c in shades], [c[:, :-1] for c in shades], hit[:, 1:], hit[:, :-1])
     down = jumps([c[1:] for c in shades], [c[:-1] for c in shades], hit[1:], hit[:-1])
     glints = np.zeros_like(hit)
@@ -325,57 +344,63 @@ def _glints(shades: list, hit: np.ndarray, threshold: float = 0.06) -> np.ndarra
 def _draw(obj: SceneObject, # the object to draw
           camera: Camera, width: int, height: int, # the view
           box: tuple, # pixel box (x0, y0, x1, y1) that covers `obj`
-          depth: tuple, # (centre, sub, seams): nearest depths per pixel and per sub-pixel, pixels shared by several surfaces
+          depth: tuple, # (centre, sub, seams): nearest depth per pixel, per sub-pixel (valid where `seams`), pixels shared by several surfaces
           ss: int, # rays per pixel along each axis at seams
-         ) -> tuple:
-    "Coverage (h, w) and premultiplied colour (h, w, 3) of `obj` within `box`; writes its depths into `depth`."
+         ) -> np.ndarray:
+    "Premultiplied colour (0..255) and coverage (0..1) of `obj` within `box`, as (h, w, 4); writes its depths into `depth`."
     x0, y0, x1, y1 = box
-    centre, sub, seams = (a[y0:y1, x0:x1] for a in depth)
+    centre, seams = depth[0][y0:y1, x0:x1], depth[2][y0:y1, x0:x1]
     origin, dirs = tuple(np.float32(v) for v in camera.location), [d[y0:y1, x0:x1] for d in _rays(camera, width, height, 1)]
     t, normal = _intersect(obj, origin, dirs)
     hit = t < centre
-    shades = _shade_where(obj, normal, dirs, hit)
-    seam = _spread(hit) & (_spread(~hit) | seams | _glints(shades, hit))
+    shades = _shade(obj, normal, dirs)  # the whole box: cheaper than picking out the hit pixels first
+    near_hits = _neighbours(hit)
+    seam = (near_hits > 0) & ((near_hits < 9) | seams | _glints(shades, hit))
     inside = hit & ~seam
-    alpha = inside.astype(np.float32)
-    color = [np.where(inside, c, 0) for c in shades]
-    sub[inside] = t[inside, None, None]
+    rgba = np.zeros((*hit.shape, 4), np.float32)
+    for k, c in enumerate(shades): rgba[..., k][inside] = c[inside]
+    rgba[..., 3][inside] = 1
     iy, ix = np.nonzero(seam)
-    dirs = [d.reshape(height, ss, width, ss)[y0 + iy, :, x0 + ix, :] for d in _rays(camera, width, height, 1 / ss)]
+    at = (y0 + iy) * width + x0 + ix  # the seam pixels as indices into the flattened whole-image buffers
+    all_centre, all_sub, all_seams = depth[0].reshape(-1), depth[1].reshape(height * width, -1), depth[2].reshape(-1)
+    dirs = np.take(_subpixel_rays(camera.rotation, camera.fov, width, height, ss), at, axis=0).transpose(1, 0, 2)  # (3, n, ss * ss)
     t_sub, normal = _intersect(obj, origin, dirs)
-    nearest = sub[iy, ix]
+    nearest = np.where(all_seams[at, None], all_sub[at], all_centre[at, None])  # off seams, the centre depth holds for every sub-pixel
     covered = t_sub < nearest
-    sub[iy, ix] = np.where(covered, t_sub, nearest)
-    alpha[iy, ix] = covered.mean((1, 2))
-    for c, shaded in zip(color, _shade(obj, normal, dirs)): c[iy, ix] = np.where(covered, shaded, 0).mean((1, 2))
+    all_sub[at] = np.where(covered, t_sub, nearest)
+    mean, weight = np.full(ss * ss, 1 / ss ** 2, np.float32), covered.astype(np.float32)
+    flat, local = rgba.reshape(-1, 4), iy * rgba.shape[1] + ix
+    flat[local, :3] = ((np.stack(_shade(obj, normal, dirs)) * weight) @ mean).T
+    flat[local, 3] = weight @ mean
     centre[hit] = t[hit]
     seams |= seam
-    return alpha, np.stack(color, -1)
+    return rgba
 
 # %% ../nbs/02_synthetic.ipynb #6f4a86ff
 def render_scene(scene: Scene, # objects with `coords`, `rotation` and attributes
                  camera: Camera, # the camera that sees it (as returned by `sample_scene`)
                  width: int = 480, height: int = 320, # image size in pixels
                  supersample: int = 2, # rays per pixel along each axis at object edges, for antialiasing
+                 min_visible: float = 0, # give up (image None) as soon as an object shows fewer pixels than this
                 ) -> tuple:
     "The rendered image (height, width, 3) uint8 and each object's visible area in pixels."
-    image = _ground(scene, camera, width, height)
-    ground = image.copy()
+    ground = _ground(scene, camera, width, height)
+    image = ground.copy()
     ss = supersample
-    depth = (np.full((height, width), np.inf, np.float32), np.full((height, width, ss, ss), np.inf, np.float32),
+    depth = (np.full((height, width), np.inf, np.float32), np.empty((height, width, ss * ss), np.float32),  # sub-pixel depths: written before read
              np.zeros((height, width), bool))
     visible = np.zeros(len(scene.objects))
+    boxes = _object_boxes(scene.objects, camera, width, height)
     for k in np.argsort([o.pixel_coords[2] for o in scene.objects]):  # near to far: less overdraw
-        obj, box = scene.objects[k], _bbox(scene.objects[k], camera, width, height)
+        obj, box = scene.objects[k], boxes[k]
         if box is None: continue
         x0, y0, x1, y1 = box
-        alpha, color = _draw(obj, camera, width, height, box, depth, ss)
-        alpha = _soften(alpha)
-        image[y0:y1, x0:x1] += _soften(color) - alpha[..., None] * ground[y0:y1, x0:x1]
-        visible[k] = alpha.sum()
-    image *= 255
-    image += 0.5
-    return np.clip(image, 0, 255, out=image).astype(np.uint8), visible
+        rgba = _soften(_draw(obj, camera, width, height, box, depth, ss))
+        over = image[y0:y1, x0:x1] + (rgba[..., :3] + 0.5 - rgba[..., 3:] * ground[y0:y1, x0:x1])  # + 0.5: round, not truncate
+        image[y0:y1, x0:x1] = np.clip(over, 0, 255, out=over)
+        visible[k] = rgba[..., 3].sum()  # final: objects further back never take pixels from it
+        if visible[k] < min_visible: return None, visible
+    return image, visible
 
 # %% ../nbs/02_synthetic.ipynb #d361b2da
 def min_visible_pixels(width: int, height: int) -> float:
@@ -389,11 +414,11 @@ def synthesize(rng: random.Random, # source of randomness
                supersample: int = 2, # rays per pixel along each axis
               ) -> tuple:
     "A CLEVR scene whose every object is clearly visible, its camera, and its (height, width, 3) image."
-    n = rng.randint(3, 10)
+    n, least = rng.randint(3, 10), min_visible_pixels(width, height)
     while True:
         scene, camera = sample_scene(rng, width, height, cogent, n=n)
-        image, visible = render_scene(scene, camera, width, height, supersample)
-        if visible.min() >= min_visible_pixels(width, height): return scene, camera, image
+        image, _ = render_scene(scene, camera, width, height, supersample, min_visible=least)
+        if image is not None: return scene, camera, image
 
 # %% ../nbs/02_synthetic.ipynb #5fa72f26
 def image_rng(seed: int, split: str, index: int, stream: str = 'scene') -> random.Random:
@@ -403,10 +428,25 @@ def image_rng(seed: int, split: str, index: int, stream: str = 'scene') -> rando
 # %% ../nbs/02_synthetic.ipynb #f8027046
 def _shard_path(root: Path, split: str, index: int) -> Path: return root / '.shards' / split / f'{index:06d}.json'
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes: return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+def png_bytes(image: np.ndarray # (height, width, 3) uint8 RGB
+             ) -> bytes:
+    "`image` as a PNG file: every row through PNG's Sub filter (one numpy subtraction), then zlib's fast run-length deflate."
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"png_bytes takes a (height, width, 3) uint8 RGB array, got {image.dtype} {image.shape}")
+    h, w, _ = image.shape
+    flat, rows = image.reshape(h, w * 3), np.empty((h, w * 3 + 1), np.uint8)
+    rows[:, 0], rows[:, 1:4] = 1, flat[:, :3]  # filter type 1 (Sub): each byte minus the same channel one pixel to the left
+    np.subtract(flat[:, 3:], flat[:, :-3], out=rows[:, 4:])
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    return (b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+            + _png_chunk(b'IDAT', deflate.compress(rows) + deflate.flush()) + _png_chunk(b'IEND', b''))
+
 def _save_png(image: np.ndarray, path: Path):
-    "Write `image` as an RGB PNG through a temporary file, compressed fast: zlib's run-length strategy after PNG's filters."
+    "Write `image` as an RGB PNG through a temporary file."
     tmp = path.with_name(f'.{path.name}.tmp')
-    Image.fromarray(image).save(tmp, format='PNG', compress_level=1, compress_type=zlib.Z_RLE)
+    tmp.write_bytes(png_bytes(image))
     os.replace(tmp, path)
 
 # %% ../nbs/02_synthetic.ipynb #566cceb3
