@@ -46,6 +46,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            size: tuple = (240, 160), # (width, height) the network reads
                            max_val: int = 500, # val images scored after every epoch
                            max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
+                           flip: bool = True, # mirror half of the training images (see `flip_batch`)
                           ) -> Perception:
     "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
     train = CachedScenes(ClevrScenes(root, 'train'), size)
@@ -54,6 +55,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     model = Perception(input_size=size)
     def loss_fn(m, batch):
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
+        if flip: images, targets = flip_batch(images, targets)
         return perception_loss(m(images.to(memory_format=torch.channels_last)), targets)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
@@ -152,10 +154,10 @@ def train_all(root, out_dir, # dataset root; run folder
 # %% ../nbs/09_pipeline.ipynb #b81e2597
 def _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr, schedule, amp, clip_grad, wandb, seed) -> tuple:
     "TrainConfigs for the three stages from command-line settings (None keeps each stage's default)."
-    def cfg(epochs, default_bs, default_lr):
+    def cfg(epochs, default_bs, default_lr, weight_decay=1e-4):
         return TrainConfig(epochs=epochs, batch_size=batch_size or default_bs, lr=lr or default_lr, schedule=schedule, amp=amp,
-                           clip_grad=clip_grad or None, wandb=wandb, seed=seed, warmup_steps=50)
-    return cfg(perception_epochs, 32, 3e-3), cfg(parser_epochs, 64, 2e-3), cfg(e2e_epochs, 16, 1e-4)
+                           clip_grad=clip_grad or None, wandb=wandb, seed=seed, warmup_steps=50, weight_decay=weight_decay)
+    return cfg(perception_epochs, 32, 3e-3, 0.05), cfg(parser_epochs, 64, 2e-3), cfg(e2e_epochs, 16, 1e-4)
 
 # %% ../nbs/09_pipeline.ipynb #b8edcab2
 @call_parse
