@@ -162,7 +162,7 @@ def answer_loss(perception: Perception, # the network being fine-tuned
                 answers: torch.Tensor, # (B,) indices into ANSWERS
                ) -> tuple:
     "Mean negative log-likelihood of the answers under the probabilistic executor, and the accuracy."
-    scene = soft_scene_from_outputs(perception(images))
+    scene = soft_scene_from_outputs(perception(images.to(next(perception.parameters()).device)))
     probs = torch.cat([soft_execute(p, select_scene(scene, b)).probs for b, p in enumerate(programs)])
     picked = probs.gather(1, answers.to(probs.device)[:, None])[:, 0]
     loss = -picked.clamp_min(1e-6).log().mean()

@@ -332,7 +332,7 @@ def flip_batch(images: torch.Tensor, # (B, 3, H, W)
     "The batch with each image mirrored left to right with chance `p`; mirrored targets are marked `mirrored`."
     flip = (torch.rand(len(images), generator=generator) < p).tolist()
     width = images.shape[-1]
-    mirrored = torch.where(torch.tensor(flip)[:, None, None, None], images.flip(-1), images)
+    mirrored = torch.where(torch.tensor(flip, device=images.device)[:, None, None, None], images.flip(-1), images)
     def mirror(t): return {**t, 'pixels': torch.stack([width - t['pixels'][:, 0], t['pixels'][:, 1]], 1), 'mirrored': True}
     return mirrored, [mirror(t) if f else t for t, f in zip(targets, flip)]
 

@@ -56,7 +56,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     def loss_fn(m, batch):
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
         if flip: images, targets = flip_batch(images, targets)
-        return perception_loss(m(images.to(memory_format=torch.channels_last)), targets)
+        return perception_loss(m(images.to(next(m.parameters()).device, memory_format=torch.channels_last)), targets)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
     return model.eval()
