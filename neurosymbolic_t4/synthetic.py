@@ -17,9 +17,9 @@ from .executor import compute_relationships
 from .questions import generate_questions
 
 # %% auto #0
-__all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'Camera', 'camera_directions', 'sample_objects', 'sample_scene',
-           'render_scene', 'min_visible_pixels', 'synthesize', 'image_rng', 'png_bytes', 'generate_dataset',
-           'generate_main', 'generate_cli']
+__all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'Camera', 'camera_directions', 'sample_objects', 'sample_scene', 'Look',
+           'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize', 'image_rng', 'png_bytes',
+           'generate_dataset', 'generate_main', 'generate_cli']
 
 # %% ../nbs/02_synthetic.ipynb #a03b3b9f
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
@@ -241,18 +241,44 @@ def _intersect(obj: SceneObject, origin, dirs) -> tuple:
     t, n = _hit_box(o, d, r)
     return t, (c * n[0] - s * n[1], s * n[0] + c * n[1], n[2])
 
+# %% ../nbs/02_synthetic.ipynb #1cb4fae4
+@dataclass(frozen=True)
+class Look:
+    "One image's lighting and materials, varied per image so that perception learns the attributes, not one look."
+    key: tuple = _LIGHT  # unit vector towards the key light: it shades the objects and casts the shadows
+    rubber_gain: float = 1.  # how brightly rubber answers the light (real renders range from dull to pale)
+    rubber_sky: float = 0.  # extra light from above on rubber: top faces brighter than the sides
+    metal_env: float = 1.  # brightness of the room that metal reflects
+    metal_white: float = 0.  # untinted share of metal's reflection (Blender's metal mirrors the gray room too)
+
+def sample_look(rng: random.Random, # source of randomness
+                amount: float = 1., # 0: the default `Look`; 1: the full range
+               ) -> Look:
+    "A random `Look` within `amount` of the range that covers CLEVR's Blender renders (light jitter, rubber and metal looks)."
+    if not amount: return Look()  # draws nothing: a fixed-look dataset is the same as before looks existed
+    def draw(low, high, default): return default + (rng.uniform(low, high) - default) * amount
+    x, y, z = _LIGHT
+    azimuth = math.atan2(y, x) + math.radians(draw(-25, 25, 0))
+    elevation = math.atan2(z, math.hypot(x, y)) + math.radians(draw(-12, 12, 0))
+    key = (math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation))
+    return Look(key, rubber_gain=draw(0.85, 1.5, 1), rubber_sky=draw(0, 0.4, 0), metal_env=draw(0.8, 1.6, 1),
+                metal_white=draw(0, 0.3, 0))
+
+
 # %% ../nbs/02_synthetic.ipynb #bd2bd0ba
 def _dot(a, b): return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
-def _shade(obj: SceneObject, normal: tuple, view: tuple) -> list:
-    "Display R, G, B (0..255) of `obj`'s surface with world `normal`s seen along unit `view` directions."
-    key, fill = np.maximum(_dot(normal, _LIGHT), 0), np.maximum(_dot(normal, _FILL), 0)
+def _shade(obj: SceneObject, normal: tuple, view: tuple, look: Look = Look()) -> list:
+    "Display R, G, B (0..255) of `obj`'s surface with world `normal`s seen along unit `view` directions, lit as `look` says."
+    key, fill = np.maximum(_dot(normal, look.key), 0), np.maximum(_dot(normal, _FILL), 0)
     k = 2 * _dot(view, normal)
     reflected = [view[i] - k * normal[i] for i in range(3)]
-    toward_key = np.clip(_dot(reflected, _LIGHT), -1, 1)
+    toward_key = np.clip(_dot(reflected, look.key), -1, 1)
     if obj.material == 'rubber':
         sheen = np.square(np.maximum(toward_key, 0))
-        gain, offset = 0.3 + 0.45 * key + 0.15 * fill, 0.16 + 0.07 * key + 0.04 * sheen * sheen * sheen  # products: numpy's ** 6 is slow
+        gain = 0.3 + 0.45 * key + 0.15 * fill + look.rubber_sky * np.maximum(normal[2], 0)
+        offset = 0.16 + 0.07 * key + 0.04 * sheen * sheen * sheen  # products: numpy's ** 6 is slow
+        gain, offset = gain * look.rubber_gain, offset * look.rubber_gain
     else:  # a room: the bright ground below the horizon, dimmer walls above with a window, the key light
         sky = np.clip(reflected[2], -1, 1)
         window = np.clip(_dot(reflected, _WINDOW), -1, 1)
@@ -261,7 +287,8 @@ def _shade(obj: SceneObject, normal: tuple, view: tuple) -> list:
                + 0.8 * np.exp(30 * (toward_key - 1)) + 0.5 * np.exp(10 * (window - 1)))
         glint = (1.3 * np.exp(300 * (toward_key - 1)) + 0.5 * np.exp(120 * (np.clip(_dot(reflected, _FILL), -1, 1) - 1))
                  + 0.25 * np.exp(60 * (window - 1)))
-        gain, offset = 0.12 + 1.0 * env, 0.04 + 0.06 * env + glint
+        env = env * look.metal_env
+        gain, offset = 0.12 + 1.0 * env, 0.04 + (0.06 + look.metal_white) * env + glint
     return [c * gain + 255 * offset for c in COLOR_RGB[obj.color]]
 
 # %% ../nbs/02_synthetic.ipynb #462f0c67
@@ -283,24 +310,24 @@ def _object_boxes(objects: list, camera: Camera, width: int, height: int, cell: 
     centres, (R, r) = np.array([o.coords for o in objects], float).reshape(-1, 3), _extents(objects).T
     return _screen_boxes(centres[:, None] + _CORNERS * np.stack([R, R, r], 1)[:, None], camera, width, height, cell)
 
-def _shadow_boxes(objects: list, camera: Camera, width: int, height: int, cell: int) -> list:
+def _shadow_boxes(objects: list, camera: Camera, width: int, height: int, cell: int, light: tuple = _LIGHT) -> list:
     "Box, in cells, that covers the shadow each of `objects` casts on the ground: its footprint, and that moved away from the light."
     feet = np.array([o.coords for o in objects], float).reshape(-1, 3) * (1, 1, 0)
-    (R, r), away = _extents(objects).T, -2 * np.array([_LIGHT[0], _LIGHT[1], 0]) / _LIGHT[2]
+    (R, r), away = _extents(objects).T, -2 * np.array([light[0], light[1], 0]) / light[2]
     footprint = feet[:, None] + _CORNERS[::2] * np.stack([R, R, R], 1)[:, None] * (1, 1, 0)
     return _screen_boxes(np.concatenate([footprint, footprint + r[:, None, None] * away], 1), camera, width, height, cell)
 
 # %% ../nbs/02_synthetic.ipynb #fa74388c
-def _ground(scene: Scene, camera: Camera, width: int, height: int, cell: int = 4) -> np.ndarray:
-    "The shadowed ground as a (height, width, 3) uint8 image."
+def _ground(scene: Scene, camera: Camera, width: int, height: int, cell: int = 4, light: tuple = _LIGHT) -> np.ndarray:
+    "The ground with the shadows cast away from `light`, as a (height, width, 3) uint8 image."
     d = _rays(camera, width, height, cell)
     t = -camera.location[2] / np.minimum(d[2], -1e-3)
     points = [np.float32(camera.location[i]) + t * d[i] for i in range(3)]
     shadow = np.zeros(t.shape, bool)
-    for obj, box in zip(scene.objects, _shadow_boxes(scene.objects, camera, width, height, cell)):
+    for obj, box in zip(scene.objects, _shadow_boxes(scene.objects, camera, width, height, cell, light)):
         if box is None: continue
         x0, y0, x1, y1 = box
-        shadow[y0:y1, x0:x1] |= np.isfinite(_intersect(obj, [p[y0:y1, x0:x1] for p in points], _LIGHT)[0])
+        shadow[y0:y1, x0:x1] |= np.isfinite(_intersect(obj, [p[y0:y1, x0:x1] for p in points], light)[0])
     blur = 2.5 * width / 480 * 4 / cell
     shadow = Image.fromarray(shadow.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(blur))
     lit, dark = _ground_images(width, height)
@@ -346,6 +373,7 @@ def _draw(obj: SceneObject, # the object to draw
           box: tuple, # pixel box (x0, y0, x1, y1) that covers `obj`
           depth: tuple, # (centre, sub, seams): nearest depth per pixel, per sub-pixel (valid where `seams`), pixels shared by several surfaces
           ss: int, # rays per pixel along each axis at seams
+          look: Look = Look(), # lighting and materials
          ) -> np.ndarray:
     "Premultiplied colour (0..255) and coverage (0..1) of `obj` within `box`, as (h, w, 4); writes its depths into `depth`."
     x0, y0, x1, y1 = box
@@ -353,7 +381,7 @@ def _draw(obj: SceneObject, # the object to draw
     origin, dirs = tuple(np.float32(v) for v in camera.location), [d[y0:y1, x0:x1] for d in _rays(camera, width, height, 1)]
     t, normal = _intersect(obj, origin, dirs)
     hit = t < centre
-    shades = _shade(obj, normal, dirs)  # the whole box: cheaper than picking out the hit pixels first
+    shades = _shade(obj, normal, dirs, look)  # the whole box: cheaper than picking out the hit pixels first
     near_hits = _neighbours(hit)
     seam = (near_hits > 0) & ((near_hits < 9) | seams | _glints(shades, hit))
     inside = hit & ~seam
@@ -370,7 +398,7 @@ def _draw(obj: SceneObject, # the object to draw
     all_sub[at] = np.where(covered, t_sub, nearest)
     mean, weight = np.full(ss * ss, 1 / ss ** 2, np.float32), covered.astype(np.float32)
     flat, local = rgba.reshape(-1, 4), iy * rgba.shape[1] + ix
-    flat[local, :3] = ((np.stack(_shade(obj, normal, dirs)) * weight) @ mean).T
+    flat[local, :3] = ((np.stack(_shade(obj, normal, dirs, look)) * weight) @ mean).T
     flat[local, 3] = weight @ mean
     centre[hit] = t[hit]
     seams |= seam
@@ -382,9 +410,10 @@ def render_scene(scene: Scene, # objects with `coords`, `rotation` and attribute
                  width: int = 480, height: int = 320, # image size in pixels
                  supersample: int = 2, # rays per pixel along each axis at object edges, for antialiasing
                  min_visible: float = 0, # give up (image None) as soon as an object shows fewer pixels than this
+                 look: Look = Look(), # lighting and materials
                 ) -> tuple:
     "The rendered image (height, width, 3) uint8 and each object's visible area in pixels."
-    ground = _ground(scene, camera, width, height)
+    ground = _ground(scene, camera, width, height, light=look.key)
     image = ground.copy()
     ss = supersample
     depth = (np.full((height, width), np.inf, np.float32), np.empty((height, width, ss * ss), np.float32),  # sub-pixel depths: written before read
@@ -395,7 +424,7 @@ def render_scene(scene: Scene, # objects with `coords`, `rotation` and attribute
         obj, box = scene.objects[k], boxes[k]
         if box is None: continue
         x0, y0, x1, y1 = box
-        rgba = _soften(_draw(obj, camera, width, height, box, depth, ss))
+        rgba = _soften(_draw(obj, camera, width, height, box, depth, ss, look))
         over = image[y0:y1, x0:x1] + (rgba[..., :3] + 0.5 - rgba[..., 3:] * ground[y0:y1, x0:x1])  # + 0.5: round, not truncate
         image[y0:y1, x0:x1] = np.clip(over, 0, 255, out=over)
         visible[k] = rgba[..., 3].sum()  # final: objects further back never take pixels from it
@@ -412,12 +441,14 @@ def synthesize(rng: random.Random, # source of randomness
                width: int = 480, height: int = 320, # image size
                cogent: str | None = None, # CoGenT condition 'A' or 'B', or None
                supersample: int = 2, # rays per pixel along each axis
+               look_jitter: float = 0, # how far each image's `Look` varies (0: the default look; 1: `sample_look`'s full range)
               ) -> tuple:
     "A CLEVR scene whose every object is clearly visible, its camera, and its (height, width, 3) image."
     n, least = rng.randint(3, 10), min_visible_pixels(width, height)
+    look = sample_look(rng, look_jitter)
     while True:
         scene, camera = sample_scene(rng, width, height, cogent, n=n)
-        image, _ = render_scene(scene, camera, width, height, supersample, min_visible=least)
+        image, _ = render_scene(scene, camera, width, height, supersample, least, look)
         if image is not None: return scene, camera, image
 
 # %% ../nbs/02_synthetic.ipynb #5fa72f26
@@ -455,7 +486,8 @@ def _make_image(job: tuple) -> bool:
     root, split, index, config = job
     png, shard = image_path(root, split, index), _shard_path(root, split, index)
     if png.exists() and shard.exists(): return False
-    scene, _, image = synthesize(image_rng(config['seed'], split, index), config['width'], config['height'], config['cogent'])
+    scene, _, image = synthesize(image_rng(config['seed'], split, index), config['width'], config['height'], config['cogent'],
+                               look_jitter=config['look_jitter'])
     scene.image_index, scene.split, scene.image_filename = index, split, image_filename(split, index)
     questions = generate_questions(scene, config['questions_per_image'], image_rng(config['seed'], split, index, 'questions'))
     for q in questions: q.image_index, q.split, q.image_filename = index, split, scene.image_filename
@@ -497,12 +529,14 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
                      width: int = 480, height: int = 320, # image size
                      cogent: str | None = None, # CoGenT condition 'A' or 'B': splits become trainA/valA (or B)
                      workers: int | None = None, # processes; all cores when None
+                     look_jitter: float = 1., # how far lighting and materials vary between images (see `sample_look`; 0: one look)
                     ) -> Path:
     "Generate (or resume) a synthetic CLEVR dataset in the official CLEVR_v1.0 layout; returns its root."
     root = Path(out)
     if cogent not in (None, 'A', 'B'): raise ValueError(f"cogent={cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
     if min(train, val, questions_per_image) < 0: raise ValueError("train, val and questions_per_image must be >= 0")
-    config = {'seed': seed, 'width': width, 'height': height, 'cogent': cogent, 'questions_per_image': questions_per_image}
+    config = {'seed': seed, 'width': width, 'height': height, 'cogent': cogent, 'questions_per_image': questions_per_image,
+              'look_jitter': look_jitter}
     splits = {f'train{cogent or ""}': train, f'val{cogent or ""}': val}
     for split in splits: _check_config(root, split, config)
     jobs = [(root, split, i, config) for split, n in splits.items() for i in range(n)]
@@ -525,10 +559,11 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   height: int = 320, # image height
                   cogent: str = None, # CoGenT condition A or B (splits trainA/valA or trainB/valB)
                   workers: int = None, # worker processes (default: all cores)
+                  look_jitter: float = 1., # how far lighting and materials vary between images (0: one fixed look)
                  ) -> Path:
     "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout."
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
-                            width=width, height=height, cogent=cogent, workers=workers)
+                            width=width, height=height, cogent=cogent, workers=workers, look_jitter=look_jitter)
     print(f"synthetic CLEVR written to {root}")
     return root
 
