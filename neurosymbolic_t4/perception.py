@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from tqdm.auto import tqdm
 from .clevr import *
 from .executor import CLEVR_DIRECTIONS, compute_relationships, execute
@@ -20,8 +21,8 @@ from .train import save_checkpoint
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'resize_images', 'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss',
            'toy_scenes', 'decode_scenes', 'match_objects', 'perception_metrics', 'target_scene', 'evaluate_perception',
-           'CachedScenes', 'shift_batch', 'flip_batch', 'train_step', 'one_cycle', 'train_perception',
-           'save_perception', 'perception_from_checkpoint', 'load_perception', 'measure_latency']
+           'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch', 'train_step', 'one_cycle',
+           'train_perception', 'save_perception', 'perception_from_checkpoint', 'load_perception', 'measure_latency']
 
 # %% ../nbs/05_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -335,6 +336,28 @@ def flip_batch(images: torch.Tensor, # (B, 3, H, W)
     mirrored = torch.where(torch.tensor(flip, device=images.device)[:, None, None, None], images.flip(-1), images)
     def mirror(t): return {**t, 'pixels': torch.stack([width - t['pixels'][:, 0], t['pixels'][:, 1]], 1), 'mirrored': True}
     return mirrored, [mirror(t) if f else t for t, f in zip(targets, flip)]
+
+# %% ../nbs/05_perception.ipynb #e61550e9
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+def photometric_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
+                      generator: torch.Generator | None = None, # source of randomness
+                      strength: float = 1., # 0: unchanged; 1: the full ranges
+                     ) -> torch.Tensor:
+    "Each image with its own gamma, saturation, contrast, brightness, blur and noise; hue and geometry untouched."
+    def draw(low, high):  # one factor per image, `strength` of the way from 1 to a uniform draw in [low, high]
+        u = torch.rand(len(images), 1, 1, 1, generator=generator) * (high - low) + low
+        return (1 + (u - 1) * strength).to(images.device)
+    x = images.clamp(0, 1) ** draw(0.8, 1.25)
+    gray = (x * _LUMA.to(images.device)).sum(1, keepdim=True)
+    x = gray + (x - gray) * draw(0.7, 1.3)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (mean + (x - mean) * draw(0.75, 1.25)) * draw(0.8, 1.2)
+    blurred = TF.gaussian_blur(x, [5, 5], [1., 1.])
+    x = x + (blurred - x) * (draw(0, 2) - 1).abs()  # blend towards a 1-pixel blur by a random share
+    noise = torch.randn(x.shape, generator=generator).to(images.device) * (draw(1, 1.03) - 1)
+    return (x + noise).clamp(0, 1)
+
 
 # %% ../nbs/05_perception.ipynb #33e3ab2d
 def train_step(model: Perception, # the parser, in training mode

@@ -47,6 +47,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            max_val: int = 500, # val images scored after every epoch
                            max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                            flip: bool = True, # mirror half of the training images (see `flip_batch`)
+                           photometric: float = 1., # strength of the per-image photometric change (see `photometric_batch`; 0: none)
                           ) -> Perception:
     "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
     train = CachedScenes(ClevrScenes(root, 'train'), size)
@@ -56,6 +57,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     def loss_fn(m, batch):
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
         if flip: images, targets = flip_batch(images, targets)
+        if photometric: images = photometric_batch(images, strength=photometric)
         return perception_loss(m(images.to(next(m.parameters()).device, memory_format=torch.channels_last)), targets)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
