@@ -8,6 +8,7 @@ import math, os, statistics, time
 from pathlib import Path
 from typing import Sequence
 import numpy as np
+from PIL import Image, ImageDraw
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,9 +20,10 @@ from .train import save_checkpoint
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'resize_images', 'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss',
-           'toy_scenes', 'decode_scenes', 'match_objects', 'perception_metrics', 'target_scene', 'evaluate_perception',
-           'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch', 'train_step', 'one_cycle',
-           'train_perception', 'save_perception', 'perception_from_checkpoint', 'load_perception', 'measure_latency']
+           'toy_scenes', 'decode_scenes', 'match_objects', 'perception_metrics', 'attribute_confusion', 'draw_objects',
+           'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch',
+           'train_step', 'one_cycle', 'train_perception', 'save_perception', 'perception_from_checkpoint',
+           'load_perception', 'measure_latency']
 
 # %% ../nbs/05_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -258,6 +260,48 @@ def perception_metrics(predicted: Sequence[Scene], # parsed scenes
             'pixel_error': float(np.mean(pixel_err)) if pixel_err else float('nan'),
             'coords_error': float(np.mean(coord_err)) if coord_err else float('nan'),
             'scene_accuracy': right_scenes / max(len(truth), 1), 'scenes': len(truth), 'objects': n_true}
+
+# %% ../nbs/05_perception.ipynb #26ba2682
+def attribute_confusion(predicted: Sequence[Scene], # parsed scenes
+                        truth: Sequence[Scene], # true scenes, pixel coordinates in the same frame
+                        max_dist: float = 10., # farthest a match may be, in pixels
+                       ) -> dict:
+    "Per attribute, an (n, n) array counting matched objects by true value (row) and predicted value (column)."
+    counts = {a: np.zeros((len(ATTRIBUTES[a]),) * 2, int) for a in ATTRIBUTE_NAMES}
+    for p, t in zip(predicted, truth):
+        for i, j in match_objects([o.pixel_coords[:2] for o in p.objects], [o.pixel_coords[:2] for o in t.objects], max_dist):
+            for a in ATTRIBUTE_NAMES:
+                counts[a][ATTRIBUTES[a].index(getattr(t.objects[j], a)), ATTRIBUTES[a].index(getattr(p.objects[i], a))] += 1
+    return counts
+
+
+# %% ../nbs/05_perception.ipynb #bfcf9afe
+def draw_objects(image, # PIL image or (H, W, 3) uint8 array
+                 predicted: Scene, # parsed scene, pixel coordinates in the image's frame
+                 truth: Scene | None = None, # true scene: marks errors and missed objects
+                 max_dist: float = 10., # farthest a match may be, in pixels
+                ) -> Image.Image:
+    "The image with each predicted object ringed and labelled; errors in red when the truth is given."
+    image = Image.fromarray(np.asarray(image)).convert('RGB').copy() if not isinstance(image, Image.Image) else image.convert('RGB').copy()
+    draw = ImageDraw.Draw(image)
+    pairs = dict(match_objects([o.pixel_coords[:2] for o in predicted.objects], [o.pixel_coords[:2] for o in truth.objects], max_dist)
+                 if truth else [])
+    for i, o in enumerate(predicted.objects):
+        x, y = o.pixel_coords[:2]
+        label, wrong = [], False
+        for a in ('size', 'color', 'material', 'shape'):
+            value, true = getattr(o, a), getattr(truth.objects[pairs[i]], a) if i in pairs else None
+            wrong |= true is not None and true != value
+            label.append(value if true in (None, value) else f'{value}/{true}')
+        colour = (230, 30, 30) if wrong or (truth and i not in pairs) else (40, 220, 90)
+        draw.ellipse((x - 9, y - 9, x + 9, y + 9), outline=colour, width=2)
+        draw.text((x + 11, y - 6), ' '.join(label), fill=colour)
+    for j, o in enumerate(truth.objects if truth else []):
+        if j not in pairs.values():
+            x, y = o.pixel_coords[:2]
+            for k in range(0, 360, 40): draw.arc((x - 11, y - 11, x + 11, y + 11), k, k + 20, fill=(255, 255, 255), width=2)
+    return image
+
 
 # %% ../nbs/05_perception.ipynb #a6caa8ca
 def target_scene(target: dict) -> Scene:
