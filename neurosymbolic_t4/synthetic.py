@@ -248,8 +248,11 @@ class Look:
     key: tuple = _LIGHT  # unit vector towards the key light: it shades the objects and casts the shadows
     rubber_gain: float = 1.  # how brightly rubber answers the light (real renders range from dull to pale)
     rubber_sky: float = 0.  # extra light from above on rubber: top faces brighter than the sides
+    rubber_rim: float = 0.  # rubber brighter towards its outline (CLEVR's rubber mixes in a velvet sheen)
+    rubber_gloss: float = 0.  # untinted soft reflection on rubber, strongest at grazing angles (its Fresnel-weighted glossy layer)
     metal_env: float = 1.  # brightness of the room that metal reflects
     metal_white: float = 0.  # untinted share of metal's reflection (Blender's metal mirrors the gray room too)
+    metal_floor: float = 0.  # least brightness of the reflected room: lifts the dark rims of metal cubes' bevels
 
 def sample_look(rng: random.Random, # source of randomness
                 amount: float = 1., # 0: the default `Look`; 1: the full range
@@ -261,8 +264,8 @@ def sample_look(rng: random.Random, # source of randomness
     azimuth = math.atan2(y, x) + math.radians(draw(-25, 25, 0))
     elevation = math.atan2(z, math.hypot(x, y)) + math.radians(draw(-12, 12, 0))
     key = (math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation))
-    return Look(key, rubber_gain=draw(0.85, 1.5, 1), rubber_sky=draw(0, 0.4, 0), metal_env=draw(0.8, 1.6, 1),
-                metal_white=draw(0, 0.3, 0))
+    return Look(key, rubber_gain=draw(0.85, 1.5, 1), rubber_sky=draw(0, 0.4, 0), rubber_rim=draw(0, 0.4, 0),
+                rubber_gloss=draw(0, 0.6, 0), metal_env=draw(0.8, 1.6, 1), metal_white=draw(0, 0.3, 0), metal_floor=draw(0.1, 0.5, 0))
 
 
 # %% ../nbs/02_synthetic.ipynb #bd2bd0ba
@@ -278,6 +281,11 @@ def _shade(obj: SceneObject, normal: tuple, view: tuple, look: Look = Look()) ->
         sheen = np.square(np.maximum(toward_key, 0))
         gain = 0.3 + 0.45 * key + 0.15 * fill + look.rubber_sky * np.maximum(normal[2], 0)
         offset = 0.16 + 0.07 * key + 0.04 * sheen * sheen * sheen  # products: numpy's ** 6 is slow
+        if look.rubber_rim or look.rubber_gloss:  # 1 - cos(view, normal): 0 facing the camera, 1 at the outline
+            grazing = 1 - np.clip(-_dot(view, normal), 0, 1)
+            rim = grazing * grazing * grazing
+            gain = gain + look.rubber_rim * rim
+            offset = offset + look.rubber_gloss * (0.25 * rim * grazing * grazing + 0.12 * np.exp(5 * (toward_key - 1)))
         gain, offset = gain * look.rubber_gain, offset * look.rubber_gain
     else:  # a room: the bright ground below the horizon, dimmer walls above with a window, the key light
         sky = np.clip(reflected[2], -1, 1)
@@ -287,7 +295,7 @@ def _shade(obj: SceneObject, normal: tuple, view: tuple, look: Look = Look()) ->
                + 0.8 * np.exp(30 * (toward_key - 1)) + 0.5 * np.exp(10 * (window - 1)))
         glint = (1.3 * np.exp(300 * (toward_key - 1)) + 0.5 * np.exp(120 * (np.clip(_dot(reflected, _FILL), -1, 1) - 1))
                  + 0.25 * np.exp(60 * (window - 1)))
-        env = env * look.metal_env
+        env = np.maximum(env * look.metal_env, look.metal_floor)
         gain, offset = 0.12 + 1.0 * env, 0.04 + (0.06 + look.metal_white) * env + glint
     return [c * gain + 255 * offset for c in COLOR_RGB[obj.color]]
 
