@@ -151,7 +151,12 @@ def render_job(job: dict # assets, width, height, samples, gpu, items: [{scene, 
         out = item['output']
         tmp = os.path.join(os.path.dirname(out), f'.{os.path.basename(out)}.tmp.png')
         scene.render.filepath = tmp
-        bpy.ops.render.render(write_still=True)
+        try: bpy.ops.render.render(write_still=True)
+        except RuntimeError:  # a GPU Cycles lists but cannot run (no kernel for it): the CPU then
+            if scene.cycles.device != 'GPU': raise
+            scene.cycles.device, device = 'CPU', f'CPU (the GPU failed: {device})'
+            print('NST4_DEVICE', device, flush=True)
+            bpy.ops.render.render(write_still=True)
         os.replace(tmp, out)  # a PNG in place is a whole PNG
         remove_objects(objects)
         print('NST4_DONE', json.dumps({'index': k, 'seconds': time.time() - start, 'pixel_coords': pixels, 'device': device}), flush=True)
