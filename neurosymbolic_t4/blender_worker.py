@@ -58,6 +58,7 @@ def setup_render(width: int, height: int, # image size in pixels
     render.engine = 'CYCLES'
     render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
     render.image_settings.file_format, render.image_settings.color_mode, render.image_settings.color_depth = 'PNG', 'RGB', '8'
+    render.use_file_extension = False  # the file name is the one given
     render.threads_mode = 'AUTO'  # all CPU threads
     cycles.samples, cycles.use_adaptive_sampling = samples, False
     cycles.use_denoising = cycles.use_preview_denoising = False  # Debian's Blender has no OpenImageDenoise
@@ -149,7 +150,7 @@ def render_job(job: dict # assets, width, height, samples, gpu, items: [{scene, 
         objects = add_objects(item['scene'], props, shapes, groups)
         pixels = camera_pixels([o['3d_coords'] for o in item['scene']['objects']], job['width'], job['height'])
         out = item['output']
-        tmp = os.path.join(os.path.dirname(out), f'.{os.path.basename(out)}.tmp.png')
+        tmp = os.path.join(os.path.dirname(out), f'.{os.path.basename(out)}.tmp')
         scene.render.filepath = tmp
         try: bpy.ops.render.render(write_still=True)
         except RuntimeError:  # a GPU Cycles lists but cannot run (no kernel for it): the CPU then

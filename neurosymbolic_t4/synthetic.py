@@ -497,11 +497,15 @@ def render_blender(items: list, # images to render, from `blender_item`
         job = Path(d, 'job.json')
         job.write_text(json.dumps({'assets': str(assets), 'width': width, 'height': height, 'samples': samples, 'gpu': gpu, 'items': items}))
         with subprocess.Popen(_blender_command(program, job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
-            for line in proc.stdout:
-                tail.append(line.rstrip())
-                if line.startswith('NST4_DONE '):
-                    results.append(json.loads(line[len('NST4_DONE '):]))
-                    if on_done is not None: on_done(len(results) - 1, results[-1])
+            try:
+                for line in proc.stdout:
+                    tail.append(line.rstrip())
+                    if line.startswith('NST4_DONE '):
+                        results.append(json.loads(line[len('NST4_DONE '):]))
+                        if on_done is not None: on_done(len(results) - 1, results[-1])
+            except BaseException:  # interrupted (or on_done failed): Blender must not go on rendering alone
+                proc.kill()
+                raise
     if proc.returncode != 0 or len(results) != len(items):
         raise RuntimeError(f"Blender stopped (exit status {proc.returncode}) after {len(results)} of {len(items)} images; its last output:\n" + '\n'.join(tail))
     return results
