@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_synthetic.ipynb #c62c8213
 from __future__ import annotations
-import functools, json, math, os, random, struct, sys, zlib
+import collections, functools, json, math, os, random, shutil, struct, subprocess, sys, tempfile, zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,11 +15,13 @@ from tqdm.auto import tqdm
 from .clevr import *
 from .executor import compute_relationships
 from .questions import generate_questions
+from . import blender_worker
 
 # %% auto #0
 __all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'Camera', 'camera_directions', 'sample_objects', 'sample_scene', 'Look',
-           'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize', 'image_rng', 'png_bytes',
-           'generate_dataset', 'generate_main', 'generate_cli']
+           'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize', 'BlenderSetupError',
+           'find_blender_assets', 'find_blender', 'light_jitter', 'blender_item', 'render_blender',
+           'render_scene_blender', 'image_rng', 'png_bytes', 'generate_dataset', 'generate_main', 'generate_cli']
 
 # %% ../nbs/02_synthetic.ipynb #a03b3b9f
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
@@ -459,6 +461,108 @@ def synthesize(rng: random.Random, # source of randomness
         image, _ = render_scene(scene, camera, width, height, supersample, least, look)
         if image is not None: return scene, camera, image
 
+# %% ../nbs/02_synthetic.ipynb #07fdb9e6
+class BlenderSetupError(FileNotFoundError):
+    "Blender or CLEVR's Blender assets are missing; the message says which and how to fix it."
+
+# %% ../nbs/02_synthetic.ipynb #78727343
+def find_blender_assets(assets: str | None = None, # folder of CLEVR's Blender assets; default $NST4_CLEVR_BLENDER, else ../shared/clevr_blender
+                       ) -> Path:
+    "The folder of CLEVR's Blender assets, checked file by file (base scene, properties, every shape and material file)."
+    fix = "pass --blender-assets DIR (a copy of clevr-dataset-gen's image_generation/data) or set NST4_CLEVR_BLENDER"
+    if assets is None: assets = os.environ.get('NST4_CLEVR_BLENDER')
+    if assets is None:
+        assets = Path('..', 'shared', 'clevr_blender')
+        if not assets.is_dir(): raise BlenderSetupError(f"no CLEVR Blender assets: {fix}")
+    root = Path(assets).expanduser()
+    props = root / 'properties.json'
+    needed = [root / 'base_scene.blend', props]
+    for path in needed:
+        if not path.is_file(): raise BlenderSetupError(f"CLEVR Blender assets: {path} is missing; {fix}")
+    p = json.loads(props.read_text())
+    needed = [root / 'shapes' / f'{n}.blend' for n in p['shapes'].values()] + [root / 'materials' / f'{n}.blend' for n in p['materials'].values()]
+    for path in needed:
+        if not path.is_file(): raise BlenderSetupError(f"CLEVR Blender assets: {path} is missing; {fix}")
+    return root.resolve()
+
+# %% ../nbs/02_synthetic.ipynb #5eeb8521
+def find_blender(program: str = 'blender' # the Blender program, a name on PATH or a path
+                ) -> str:
+    "The path of the Blender program, or a `BlenderSetupError` that says how to install it."
+    found = shutil.which(program)
+    if found is None: raise BlenderSetupError(f"the Blender program {program!r} is not on PATH: install Blender 3.x "
+                                              "(`apt-get install -y blender`, or from blender.org) or use --renderer fast")
+    return found
+
+# %% ../nbs/02_synthetic.ipynb #e2a6cf5f
+def light_jitter(rng: random.Random, # source of randomness
+                 amount: float = 1.0, # largest offset along each axis
+                ) -> dict:
+    "Offsets of CLEVR's key, fill and back lights, each up to `amount` along each axis, as CLEVR draws them."
+    return {name: [rng.uniform(-amount, amount) for _ in range(3)] for name in ('Lamp_Key', 'Lamp_Fill', 'Lamp_Back')}
+
+# %% ../nbs/02_synthetic.ipynb #2fbe9570
+def blender_item(scene: Scene, # the scene to render
+                 camera: Camera, # the camera that sees it
+                 output, # PNG path to write
+                 lights: dict | None = None, # light offsets from `light_jitter`; none when None
+                 seed: int = 0, # Cycles' noise seed
+                ) -> dict:
+    "One image of a Blender job: the scene JSON, the camera, the light offsets and where the PNG goes."
+    return {'scene': scene.to_json(), 'camera': {'location': list(camera.location), 'rotation': list(camera.rotation), 'fov': camera.fov},
+            'lights': lights or {}, 'seed': seed, 'output': str(output)}
+
+# %% ../nbs/02_synthetic.ipynb #b69f9fcc
+def _blender_command(blender: str, job: Path) -> list:
+    "The command line that runs `blender_worker.main` on `job` in a background Blender, loading the worker by its path."
+    load = ("import importlib.util as u, sys; s = u.spec_from_file_location('nst4_blender_worker', {!r}); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); m.main()").format(str(Path(blender_worker.__file__).resolve()))
+    return [blender, '--background', '--factory-startup', '--python-exit-code', '1', '--python-expr', load, '--', str(job)]
+
+# %% ../nbs/02_synthetic.ipynb #8cabb323
+def render_blender(items: list, # images to render, from `blender_item`
+                   width: int = 480, height: int = 320, # image size
+                   samples: int = 64, # Cycles samples per pixel
+                   assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
+                   blender: str = 'blender', # the Blender program
+                   gpu: bool = True, # use a GPU when Blender finds one
+                   on_done=None, # called as on_done(k, result) when image `k` is written
+                  ) -> list:
+    "Render `items` in one Blender process; each image's result: seconds, device, and Blender's projection of the objects."
+    assets, program = find_blender_assets(assets), find_blender(blender)
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME')}  # Blender's Python is not ours
+    results, tail = [], collections.deque(maxlen=30)
+    with tempfile.TemporaryDirectory() as d:
+        job = Path(d, 'job.json')
+        job.write_text(json.dumps({'assets': str(assets), 'width': width, 'height': height, 'samples': samples, 'gpu': gpu, 'items': items}))
+        with subprocess.Popen(_blender_command(program, job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            try:
+                for line in proc.stdout:
+                    tail.append(line.rstrip())
+                    if line.startswith('NST4_DONE '):
+                        results.append(json.loads(line[len('NST4_DONE '):]))
+                        if on_done is not None: on_done(len(results) - 1, results[-1])
+            except BaseException:  # interrupted (or on_done failed): Blender must not go on rendering alone
+                proc.kill()
+                raise
+    if proc.returncode != 0 or len(results) != len(items):
+        raise RuntimeError(f"Blender stopped (exit status {proc.returncode}) after {len(results)} of {len(items)} images; its last output:\n" + '\n'.join(tail))
+    return results
+
+# %% ../nbs/02_synthetic.ipynb #67478f67
+def render_scene_blender(scene: Scene, # objects with `coords`, `rotation` and attributes
+                         camera: Camera, # the camera that sees it
+                         width: int = 480, height: int = 320, # image size
+                         samples: int = 64, # Cycles samples per pixel
+                         lights: dict | None = None, # light offsets from `light_jitter`; none when None
+                         assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
+                        ) -> np.ndarray:
+    "`scene` rendered by Blender as a (height, width, 3) uint8 image (one Blender process per call: for a few images)."
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d, 'scene.png')
+        render_blender([blender_item(scene, camera, png, lights)], width, height, samples, assets)
+        return np.asarray(Image.open(png).convert('RGB'))
+
 # %% ../nbs/02_synthetic.ipynb #5fa72f26
 def image_rng(seed: int, split: str, index: int, stream: str = 'scene') -> random.Random:
     "The random generator of one image (`stream` 'scene' or 'questions'), a function of its identity only."
@@ -489,20 +593,37 @@ def _save_png(image: np.ndarray, path: Path):
     os.replace(tmp, path)
 
 # %% ../nbs/02_synthetic.ipynb #566cceb3
+def _image_record(job: tuple) -> tuple:
+    "Scene, camera, fast image and shard record (scene and questions JSON) of image `index` of `split`."
+    root, split, index, config = job
+    scene, camera, image = synthesize(image_rng(config['seed'], split, index), config['width'], config['height'], config['cogent'],
+                                     look_jitter=config['look_jitter'])
+    scene.image_index, scene.split, scene.image_filename = index, split, image_filename(split, index)
+    questions = generate_questions(scene, config['questions_per_image'], image_rng(config['seed'], split, index, 'questions'))
+    for q in questions: q.image_index, q.split, q.image_filename = index, split, scene.image_filename
+    return scene, camera, image, {'scene': scene.to_json(), 'questions': [q.to_json() for q in questions]}
+
 def _make_image(job: tuple) -> bool:
     "Render image `index` of `split` with its scene and questions; skip it when done. True when work was done."
     root, split, index, config = job
     png, shard = image_path(root, split, index), _shard_path(root, split, index)
     if png.exists() and shard.exists(): return False
-    scene, _, image = synthesize(image_rng(config['seed'], split, index), config['width'], config['height'], config['cogent'],
-                               look_jitter=config['look_jitter'])
-    scene.image_index, scene.split, scene.image_filename = index, split, image_filename(split, index)
-    questions = generate_questions(scene, config['questions_per_image'], image_rng(config['seed'], split, index, 'questions'))
-    for q in questions: q.image_index, q.split, q.image_filename = index, split, scene.image_filename
+    _, _, image, record = _image_record(job)
     png.parent.mkdir(parents=True, exist_ok=True)
     _save_png(image, png)
-    atomic_write_json({'scene': scene.to_json(), 'questions': [q.to_json() for q in questions]}, shard)
+    atomic_write_json(record, shard)
     return True
+
+# %% ../nbs/02_synthetic.ipynb #f6548d9c
+def _plan_blender(job: tuple) -> tuple | None:
+    "Image `index` of `split` as (Blender job item, shard path, shard record), or None when it is done."
+    root, split, index, config = job
+    png, shard = image_path(root, split, index), _shard_path(root, split, index)
+    if png.exists() and shard.exists(): return None
+    scene, camera, _, record = _image_record(job)  # the fast render is the visibility check; Blender renders the accepted scene
+    png.parent.mkdir(parents=True, exist_ok=True)
+    lights = light_jitter(image_rng(config['seed'], split, index, 'lights'))
+    return blender_item(scene, camera, png, lights, seed=index), shard, record
 
 # %% ../nbs/02_synthetic.ipynb #e4cd4619
 def _check_config(root: Path, split: str, config: dict):
@@ -538,6 +659,9 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
                      cogent: str | None = None, # CoGenT condition 'A' or 'B': splits become trainA/valA (or B)
                      workers: int | None = None, # processes; all cores when None
                      look_jitter: float = 1., # how far lighting and materials vary between images (see `sample_look`; 0: one look)
+                     renderer: str = 'fast', # 'fast' (numpy) or 'blender' (Cycles with CLEVR's assets)
+                     samples: int = 64, # Cycles samples per pixel (Blender only)
+                     blender_assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
                     ) -> Path:
     "Generate (or resume) a synthetic CLEVR dataset in the official CLEVR_v1.0 layout; returns its root."
     root = Path(out)
@@ -545,14 +669,27 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
     if min(train, val, questions_per_image) < 0: raise ValueError("train, val and questions_per_image must be >= 0")
     config = {'seed': seed, 'width': width, 'height': height, 'cogent': cogent, 'questions_per_image': questions_per_image,
               'look_jitter': look_jitter}
+    if renderer not in ('fast', 'blender'): raise ValueError(f"renderer={renderer!r}: the renderers are 'fast' and 'blender'")
+    if renderer == 'blender':
+        if samples < 1: raise ValueError(f"samples={samples}: Cycles needs at least 1 sample per pixel")
+        assets, _ = find_blender_assets(blender_assets), find_blender()  # before any work
+        config = {**config, 'renderer': 'blender', 'samples': samples}
     splits = {f'train{cogent or ""}': train, f'val{cogent or ""}': val}
     for split in splits: _check_config(root, split, config)
     jobs = [(root, split, i, config) for split, n in splits.items() for i in range(n)]
     workers = workers or os.cpu_count() or 1
     progress = dict(total=len(jobs), desc=f'synthetic CLEVR -> {root}', unit='img')
-    if workers == 1: done = [_make_image(j) for j in tqdm(jobs, **progress)]
+    step = _make_image if renderer == 'fast' else _plan_blender
+    if renderer == 'blender': progress['desc'] = f'laying out scenes for {root}'
+    if workers == 1: done = [step(j) for j in tqdm(jobs, **progress)]
     else:
-        with ProcessPoolExecutor(workers) as pool: done = list(tqdm(pool.map(_make_image, jobs, chunksize=8), **progress))
+        with ProcessPoolExecutor(workers) as pool: done = list(tqdm(pool.map(step, jobs, chunksize=8), **progress))
+    if renderer == 'blender':
+        plans = [p for p in done if p is not None]
+        with tqdm(total=len(jobs), initial=len(jobs) - len(plans), desc=f'Blender CLEVR -> {root}', unit='img') as bar:
+            def finished(k, result): atomic_write_json(plans[k][2], plans[k][1]); bar.update()
+            if plans: render_blender([p[0] for p in plans], width, height, samples, assets, on_done=finished)
+        done = [bool(plans)]
     for split, n in splits.items():
         if any(done) or not scenes_path(root, split).exists(): _assemble(root, split, n, config)
     return root
@@ -568,10 +705,14 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   cogent: str = None, # CoGenT condition A or B (splits trainA/valA or trainB/valB)
                   workers: int = None, # worker processes (default: all cores)
                   look_jitter: float = 1., # how far lighting and materials vary between images (0: one fixed look)
+                  renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles with CLEVR's assets, seconds per image)
+                  samples: int = 64, # Cycles samples per pixel (--renderer blender)
+                  blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else ../shared/clevr_blender)
                  ) -> Path:
     "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout."
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
-                            width=width, height=height, cogent=cogent, workers=workers, look_jitter=look_jitter)
+                            width=width, height=height, cogent=cogent, workers=workers, look_jitter=look_jitter,
+                            renderer=renderer, samples=samples, blender_assets=blender_assets)
     print(f"synthetic CLEVR written to {root}")
     return root
 
@@ -585,5 +726,9 @@ def _underscored(arg: str) -> str:
 def generate_cli(argv: list | None = None, # command-line arguments; `sys.argv[1:]` when None
                 ):
     "Console entry point `nst4_generate`: `generate_main`'s parameters as flags, spelled `--questions-per-image` or `--questions_per_image`."
-    args = vars(anno_parser(generate_main, 'nst4_generate').parse_args([_underscored(a) for a in (sys.argv[1:] if argv is None else argv)]))
-    generate_main(**{k: v for k, v in args.items() if k not in ('pdb', 'xtra')})  # returns nothing: the exit status stays 0
+    parser = anno_parser(generate_main, 'nst4_generate')
+    for action in parser._actions:
+        if action.dest == 'renderer': action.choices = ('fast', 'blender')
+    args = vars(parser.parse_args([_underscored(a) for a in (sys.argv[1:] if argv is None else argv)]))
+    try: generate_main(**{k: v for k, v in args.items() if k not in ('pdb', 'xtra')})  # returns nothing: the exit status stays 0
+    except BlenderSetupError as e: sys.exit(f"nst4_generate: {e}")  # one line that says what is missing and what to do
