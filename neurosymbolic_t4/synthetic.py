@@ -199,8 +199,8 @@ def _hit_sphere(o, d, r):
     hit = (disc > 0) & (t > 1e-4)
     return np.where(hit, t, np.inf), [(o[i] + np.where(hit, t, 0) * d[i]) / r for i in range(3)]
 
-def _hit_cylinder(o, d, r):
-    "First hit with an upright cylinder (radius `r`, half height `r`) capped at the top, centred at the origin."
+def _hit_cylinder(o, d, r, bevel=0.12):
+    "First hit with an upright cylinder (radius `r`, half height `r`) capped at the top, centred at the origin, its rim shaded as rounded."
     a = np.maximum(d[0] ** 2 + d[1] ** 2, 1e-12)
     b = o[0] * d[0] + o[1] * d[1]
     disc = b * b - a * (o[0] ** 2 + o[1] ** 2 - r * r)
@@ -209,9 +209,14 @@ def _hit_cylinder(o, d, r):
     top = (r - o[2]) / np.where(d[2] == 0, 1e-12, d[2])
     px, py = o[0] + top * d[0], o[1] + top * d[1]
     top = np.where((px * px + py * py <= r * r) & (top > 1e-4), top, np.inf)
-    t, on_top = np.minimum(side, top), top <= side
-    s = np.where(np.isfinite(side), side, 0)
-    return t, [np.where(on_top, 0, (o[0] + s * d[0]) / r), np.where(on_top, 0, (o[1] + s * d[1]) / r), on_top.astype(np.float32)]
+    t = np.minimum(side, top)
+    # CLEVR's cylinders have a rounded rim (SmoothCylinder): bend the normal within `bevel` of the top edge, as on a rounded cap
+    p = [o[i] + np.where(np.isfinite(t), t, 0) * d[i] for i in range(3)]
+    rho = np.sqrt(p[0] * p[0] + p[1] * p[1]) + 1e-12
+    radial, inner = np.maximum(rho - r * (1 - bevel), 0) / rho, r * (1 - bevel)
+    q = [p[0] * radial, p[1] * radial, p[2] - np.clip(p[2], -inner, inner)]
+    norm = 1 / (np.sqrt(q[0] ** 2 + q[1] ** 2 + q[2] ** 2) + 1e-12)
+    return t, [c * norm for c in q]
 
 def _hit_box(o, d, r, bevel=0.2):
     "First hit with an axis-aligned cube of half side `r` centred at the origin, its edges shaded as rounded."
