@@ -202,8 +202,11 @@ def eval_cli(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tra
     print(format_table(report)); print(f"report: {path}")
 
 # %% ../nbs/09_pipeline.ipynb #72055e3f
-def real_clevr_report(model: NeuroSymbolicVQA, out: Path) -> dict | None:
-    "Evaluate on the real CLEVR sample beside the project, if present: ground-truth scenes, and the real images."
+def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
+                      out: Path, # run folder: real_clevr.json is written there
+                      max_render_questions: int | None = None, # official questions on the real renders to answer (all when None)
+                     ) -> dict | None:
+    "Evaluate on the real CLEVR beside the project, if present: parser on the sample's scenes, perception and answers on real images."
     real = find_real_clevr()
     if real is None: return None
     with_images = {p.stem for p in (real / 'images').glob('*/*.png')}
@@ -216,6 +219,13 @@ def real_clevr_report(model: NeuroSymbolicVQA, out: Path) -> dict | None:
         answers = model.answer_batch([real / 'images' / split / q.image_filename for q in keep], [q.question for q in keep])
         full[split] = {'questions': len(keep), 'correct': sum(a.answer == q.answer for a, q in zip(answers, keep))}
     reports['full_pipeline_on_real_images'] = full
+    renders = real.parent / 'CLEVR_v1.0_renders'  # real val renders with scenes and official questions: the transfer check
+    if scenes_path(renders, 'val').exists():
+        reports['renders_perception'] = _numbers(evaluate_perception(model.perception, ClevrScenes(renders, 'val')))
+        _, questions = load_split(renders, 'val')
+        keep = [q for q in questions if q.answer][:max_render_questions]
+        answers = model.answer_batch([renders / 'images' / 'val' / q.image_filename for q in keep], [q.question for q in keep])
+        reports['renders_full_pipeline'] = {'questions': len(keep), 'correct': sum(a.answer == q.answer for a, q in zip(answers, keep))}
     atomic_write_json(reports, out / 'real_clevr.json')
     return reports
 
@@ -245,4 +255,9 @@ def quickstart_cli(out_dir: str = 'runs/quickstart', # run folder
               ', '.join(f"{s} {100 * r['overall']['accuracy']:.1f}% of {r['overall']['questions']}" for s, r in gt.items()))
         print("Real CLEVR sample, full pipeline on real images: " +
               ', '.join(f"{s} {r['correct']}/{r['questions']}" for s, r in real['full_pipeline_on_real_images'].items()))
+        if 'renders_perception' in real:
+            p, a = real['renders_perception'], real['renders_full_pipeline']
+            print(f"Real CLEVR val renders ({int(p['scenes'])} images): detection F1 {100 * p['f1']:.1f}%, " +
+                  ', '.join(f"{k} {100 * p[f'{k}_accuracy']:.1f}%" for k in ('color', 'shape', 'material', 'size')) +
+                  f", scenes fully right {100 * p['scene_accuracy']:.1f}%; full pipeline {a['correct']}/{a['questions']} official questions")
     print(f"\ndone in {(time.time() - started) / 60:.1f} min; model: {out / 'model.pt'}")
