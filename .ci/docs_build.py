@@ -189,12 +189,13 @@ GUIDE_SECTIONS = '''
 ## Expected time and memory
 
 **2 CPU cores (no GPU).** The measured figures (dataset generation time, training time of all stages,
-accuracy) are the ones on the [home page](index.html), section *What the main job gives* (the README
-is made from the same notebook). They were measured with `nst4_quickstart` in a fresh clone on the
-2-core development machine; this guide repeats no figures so that it cannot disagree with them.
+accuracy) are the ones on the [home page](index.html), section *What the main job gives* (the README is
+made from the same notebook). They were measured with `nst4_quickstart` in a fresh clone on the 2-core
+development machine; this guide repeats no figures so that it cannot disagree with them. Peak memory is
+not among the published figures yet.
 
-**NVIDIA T4 (16 GB, Colab).** Not yet measured. A T4 has fp16 tensor cores and no native bf16, so
-`--amp auto` uses fp16 there.
+**NVIDIA T4 (16 GB, Colab).** Not yet measured. A T4 has fp16 tensor cores and no native bf16 (torch may
+still report bf16 as supported, through emulation), so pass `--amp fp16` there.
 
 ## Several GPUs
 
@@ -208,25 +209,25 @@ torchrun --nproc_per_node N $(which nst4_train) --data_root DIR --out_dir RUN
 
 ## Troubleshooting
 
-**Out of disk during unzip.** The full CLEVR zip is about 18 GB and needs as much again unpacked;
-Colab disks fill up. Download `clevr_mini` (fetched member by member with HTTP Range requests, no full
-zip), or point `--data_root` of `nst4_download` at a larger disk (Google Drive in Colab). Remove partial
-files (`*.part`) only if you do not want the download to resume.
+**Out of disk during unzip.** Colab disks fill up when a large archive and its contents sit side by side.
+`nst4_download` checks free disk before it writes and stops with a message that says how much is needed
+and how much is free. Use `--dataset clevr_mini` (fetches only the zip members it needs, over HTTP Range
+requests, not the whole archive), `--remove_archive` to delete archives once extracted, or a
+`--data_root` on a larger disk (Google Drive in Colab).
 
-**Flaky downloads and mirrors.** `nst4_download` resumes partial files and checks checksums: re-run the
-same command after a failure, it continues where it stopped. HTTP 429 (throttling) and dropped
-connections are retried with back-off; when a host stays down, see `nst4_download --help` for the
-dataset choices, or put the files into the official layout under `--data_root` yourself: the loaders
-read the official CLEVR layout wherever it came from.
+**Flaky downloads and mirrors.** Downloads resume an interrupted `.part` file and verify checksums where
+they are published; transient failures (timeouts, HTTP 408/425/429/5xx) are retried with a doubling
+pause (`--retries`). After a hard failure re-run the same command: it continues where it stopped. When
+the official host is down or slow, point `--mirror` (or `$NST4_MIRROR`) at a flat mirror of the official
+files, or pass an archive you already have with `--archive`.
 
-**CUDA out of memory.** Lower the batch size (`--batch_size`), keep mixed precision on (`--amp auto`,
-fp16 on a T4), and close other notebooks holding GPU memory (in Colab: Runtime > Restart session). On
-several GPUs the batch size is per process.
+**CUDA out of memory.** Lower the batch size (`--batch_size`), keep mixed precision on (`--amp auto`;
+fp16 on a T4), and free GPU memory held by other notebooks (in Colab: Runtime > Restart session). With
+torchrun the batch size is per process.
 
-**Resuming an interrupted run.** Re-run the same `nst4_train` command with the same `--out_dir`:
-stages that finished are skipped and an interrupted stage continues from its last checkpoint (model,
-optimizer, scheduler, random state, epoch), so the result is the same as an uninterrupted run. Use a new
-`--out_dir` to start over.
+**Resuming an interrupted run.** Re-run the same `nst4_train` command with the same `--out_dir`: it
+resumes (the trainer checkpoints atomically to `last.pt` in each stage folder, with what an exact resume
+needs). Use a new `--out_dir` to start from scratch.
 '''
 
 
@@ -240,6 +241,10 @@ def guide(cfg) -> str:
         rows = [f'| `{flag}` | {desc.replace("|", chr(92) + "|")} |' for flag, desc in _options(h)]
         if rows: parts.append('| option | meaning |\n|---|---|\n' + '\n'.join(rows) + '\n')
         parts.append('<details><summary>full <code>--help</code></summary>\n\n```text\n' + h.rstrip() + '\n```\n\n</details>\n')
+    # the hand-written sections may only name options that some command really has
+    known = {f for h in hs.values() for f in re.findall(r'(?<![\w-])--[a-z][\w-]*', h)}
+    stale = sorted(set(re.findall(r'(?<![\w-])--[a-z][\w-]*', GUIDE_SECTIONS)) - known - {'--nproc_per_node'})
+    if stale: sys.exit(f'docs: the training guide names options no command has (update GUIDE_SECTIONS in .ci/docs_build.py): {", ".join(stale)}')
     parts.append(GUIDE_SECTIONS)
     return '\n'.join(parts)
 
