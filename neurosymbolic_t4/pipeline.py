@@ -11,19 +11,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.script import call_parse
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 from .clevr import *
 from .executor import load_split
 from .data import *
-from .synthetic import generate_dataset
+from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset
 from .perception import *
 from .parser import *
 from .model import *
 from .train import *
 
 # %% auto #0
-__all__ = ['STAGES', 'ensure_dataset', 'train_perception_stage', 'train_parser_stage', 'ClevrAnswers', 'train_e2e_stage',
-           'train_all', 'train_cli', 'write_evaluation', 'eval_cli', 'real_clevr_report', 'quickstart_cli']
+__all__ = ['STAGES', 'ensure_dataset', 'ensure_blender_renders', 'augmented_perception_loss', 'train_perception_stage',
+           'finetune_perception_stage', 'train_parser_stage', 'ClevrAnswers', 'train_e2e_stage', 'train_all',
+           'train_cli', 'write_evaluation', 'eval_cli', 'real_clevr_report', 'quickstart_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59c5694b
 def ensure_dataset(root, # dataset root, official CLEVR layout
@@ -38,8 +39,38 @@ def ensure_dataset(root, # dataset root, official CLEVR layout
           f"({train} train / {val} val images, {questions_per_image} questions each) there")
     return generate_dataset(root, train=train, val=val, questions_per_image=questions_per_image, seed=seed)
 
+# %% ../nbs/09_pipeline.ipynb #3cb19e2e
+def ensure_blender_renders(root, # the synthetic dataset's root: the renders go beside it, in `<root>_blender`
+                           images: int = 256, # training images to render (0: none)
+                           samples: int = 48, # Cycles samples per pixel
+                           size: tuple = (240, 160), # (width, height): rendered at the size perception reads
+                           seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
+                           blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
+                          ) -> Path | None:
+    "A Blender-rendered training set for the `blender` stage, rendered (or resumed) when Blender and CLEVR's assets exist; else None."
+    if not images: return None
+    try: find_blender(), find_blender_assets(blender_assets)
+    except BlenderSetupError as e:
+        print(f"no Blender fine-tuning set: {e}. Perception will read real CLEVR images less well (see the blender stage)")
+        return None
+    return generate_dataset(f'{Path(root)}_blender', train=images, val=0, questions_per_image=0, seed=seed, width=size[0],
+                            height=size[1], renderer='blender', samples=samples, blender_assets=blender_assets)
+
+
 # %% ../nbs/09_pipeline.ipynb #bab02ce4
 def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and np.isfinite(v)}
+
+def augmented_perception_loss(max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
+                              flip: bool = True, # mirror half of the training images (see `flip_batch`)
+                              photometric: float = 1., # strength of the per-image photometric change (see `photometric_batch`; 0: none)
+                             ):
+    "The perception stages' `loss_fn(model, batch)`: the batch shifted, mirrored and photometrically changed, then `perception_loss`."
+    def loss_fn(m, batch):
+        images, targets = shift_batch(*batch, max_shift) if max_shift else batch
+        if flip: images, targets = flip_batch(images, targets)
+        if photometric: images = photometric_batch(images, strength=photometric)
+        return perception_loss(m(images.to(next(m.parameters()).device, memory_format=torch.channels_last)), targets)
+    return loss_fn
 
 def train_perception_stage(root, # dataset root with train and val scenes and images
                            cfg: TrainConfig, # training settings (out_dir: this stage's folder)
@@ -54,14 +85,28 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     val_scenes = ClevrScenes(root, 'val')
     val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
     model = Perception(input_size=size)
-    def loss_fn(m, batch):
-        images, targets = shift_batch(*batch, max_shift) if max_shift else batch
-        if flip: images, targets = flip_batch(images, targets)
-        if photometric: images = photometric_batch(images, strength=photometric)
-        return perception_loss(m(images.to(next(m.parameters()).device, memory_format=torch.channels_last)), targets)
+    loss_fn = augmented_perception_loss(max_shift, flip, photometric)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
     return model.eval()
+
+# %% ../nbs/09_pipeline.ipynb #a12f4096
+def finetune_perception_stage(model: Perception, # perception trained on the synthetic images
+                              root, # the synthetic dataset: as many of its train images join the renders, so nothing is forgotten
+                              blender_root, # a Blender-rendered dataset (its train split), e.g. from `ensure_blender_renders`
+                              cfg: TrainConfig, # training settings (out_dir: this stage's folder); a smaller lr suits fine-tuning
+                              max_val: int = 200, # synthetic val images scored after every epoch
+                             ) -> Perception:
+    "Fine-tune perception on Blender renders of CLEVR's own assets mixed with as many synthetic images; returns the final model."
+    size = model.config['input_size']
+    renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
+    synthetic = CachedScenes(ClevrScenes(root, 'train', indices=range(len(renders))), size)
+    val_scenes = ClevrScenes(root, 'val')
+    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
+    Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(), replace(cfg, metric='scene_accuracy'),
+            eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
+    return model.eval()
+
 
 # %% ../nbs/09_pipeline.ipynb #016d0b40
 def train_parser_stage(root, # dataset root with train and val questions
@@ -129,11 +174,13 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
     return model.eval()
 
 # %% ../nbs/09_pipeline.ipynb #85c4ed2d
-STAGES = ('perception', 'parser', 'e2e')
+STAGES = ('perception', 'blender', 'parser', 'e2e')
 
 def train_all(root, out_dir, # dataset root; run folder
               perception: TrainConfig, parser: TrainConfig, e2e: TrainConfig, # each stage's settings (out_dir is set here)
               stages: tuple = STAGES, # which stages to run (a model.pt in out_dir supplies the others)
+              blender: TrainConfig | None = None, # the blender stage's settings (skipped when None)
+              blender_root=None, # Blender renders for the blender stage (skipped when None)
              ) -> NeuroSymbolicVQA:
     "Train the chosen stages in order and save the joined model to `out_dir/model.pt`."
     out = Path(out_dir)
@@ -144,6 +191,8 @@ def train_all(root, out_dir, # dataset root; run folder
         raise ValueError(f"stages {stages} need a trained model at {out / 'model.pt'} for the others; run the perception and parser stages first")
     started = time.time()
     p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception'))) if 'perception' in stages else previous.perception
+    if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
+        p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')))
     q = train_parser_stage(root, replace(parser, out_dir=str(out / 'parser'))) if 'parser' in stages else previous.parser
     model = NeuroSymbolicVQA(p, q)
     model.save(out / 'model.pt')
@@ -161,12 +210,17 @@ def _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr,
                            clip_grad=clip_grad or None, wandb=wandb, seed=seed, warmup_steps=50, weight_decay=weight_decay)
     return cfg(perception_epochs, 32, 3e-3, 0.05), cfg(parser_epochs, 64, 2e-3), cfg(e2e_epochs, 16, 1e-4)
 
+def _blender_config(perception: TrainConfig, epochs: int) -> TrainConfig:
+    "The blender stage's settings: the perception stage's, with its own epochs, a third of the learning rate and a short warm-up."
+    return replace(perception, epochs=epochs, lr=perception.lr / 3, warmup_steps=10)
+
 # %% ../nbs/09_pipeline.ipynb #b8edcab2
 @call_parse
 def train_cli(data_root: str = 'data/CLEVR_synth', # dataset root, official layout; generated when missing
               out_dir: str = 'runs/nst4', # run folder: stage checkpoints, curves, model.pt
               stages: str = 'perception,parser,e2e', # comma-separated stages to run
               perception_epochs: int = 30, parser_epochs: int = 6, e2e_epochs: int = 1, # epochs per stage
+              blender_images: int = 256, blender_epochs: int = 15, # Blender renders for the blender stage (0: none), its epochs
               batch_size: int = None, lr: float = None, # override every stage's batch size / learning rate
               schedule: str = 'cosine', # cosine | step | plateau | constant
               amp: str = 'auto', # auto | bf16 | fp16 | off (CPU always runs full precision)
@@ -176,8 +230,9 @@ def train_cli(data_root: str = 'data/CLEVR_synth', # dataset root, official layo
              ):
     "Train NeuroSymbolicVQA stage by stage (resumes when re-run). Multi-GPU: torchrun --nproc_per_node N $(which nst4_train) ..."
     root = ensure_dataset(data_root, seed=seed)
-    train_all(root, out_dir, *_stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr, schedule, amp, clip_grad, wandb, seed),
-              stages=tuple(s.strip() for s in stages.split(',')))
+    configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr, schedule, amp, clip_grad, wandb, seed)
+    train_all(root, out_dir, *configs, stages=tuple(s.strip() for s in stages.split(',')),
+              blender=_blender_config(configs[0], blender_epochs), blender_root=ensure_blender_renders(root, blender_images))
 
 # %% ../nbs/09_pipeline.ipynb #c640d6cc
 def write_evaluation(report: dict, out) -> Path:
@@ -234,13 +289,16 @@ def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
 def quickstart_cli(out_dir: str = 'runs/quickstart', # run folder
                    data_root: str = 'data/CLEVR_synth', # dataset root; the synthetic default is generated here when missing
                    train_images: int = 6000, val_images: int = 500, # size of the generated dataset
-                   perception_epochs: int = 36, parser_epochs: int = 4, e2e_epochs: int = 1, # epochs per stage
+                   perception_epochs: int = 30, parser_epochs: int = 4, e2e_epochs: int = 1, # epochs per stage
+                   blender_images: int = 256, blender_epochs: int = 15, # Blender renders for the blender stage (0: none), its epochs
                    seed: int = 0,
                   ):
     "Generate the default dataset, train every stage, evaluate, print the per-type table and a sample proof."
     started, out = time.time(), Path(out_dir)
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
-    model = train_all(root, out, *_stage_configs(perception_epochs, parser_epochs, e2e_epochs, None, None, 'cosine', 'auto', 1., None, seed))
+    configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, None, None, 'cosine', 'auto', 1., None, seed)
+    model = train_all(root, out, *configs, blender=_blender_config(configs[0], blender_epochs),
+                      blender_root=ensure_blender_renders(root, blender_images))
     report = evaluate_vqa(model, root, 'val', n_proofs=5)
     write_evaluation(report, out / 'eval_val.json')
     sample = report['proofs'][0]

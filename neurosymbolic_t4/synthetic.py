@@ -471,14 +471,16 @@ class BlenderSetupError(FileNotFoundError):
     "Blender or CLEVR's Blender assets are missing; the message says which and how to fix it."
 
 # %% ../nbs/02_synthetic.ipynb #78727343
-def find_blender_assets(assets: str | None = None, # folder of CLEVR's Blender assets; default $NST4_CLEVR_BLENDER, else ../shared/clevr_blender
+def find_blender_assets(assets: str | None = None, # folder of CLEVR's Blender assets; default $NST4_CLEVR_BLENDER, else a shared/clevr_blender beside the working folder
                        ) -> Path:
     "The folder of CLEVR's Blender assets, checked file by file (base scene, properties, every shape and material file)."
     fix = "pass --blender-assets DIR (a copy of clevr-dataset-gen's image_generation/data) or set NST4_CLEVR_BLENDER"
     if assets is None: assets = os.environ.get('NST4_CLEVR_BLENDER')
-    if assets is None:
-        assets = Path('..', 'shared', 'clevr_blender')
-        if not assets.is_dir(): raise BlenderSetupError(f"no CLEVR Blender assets: {fix}")
+    if assets is None:  # a shared/clevr_blender in or beside the working folder or one of its parents (notebooks run in nbs/)
+        here = Path.cwd().resolve()
+        found = [f for d in (here, *here.parents) for f in (d / 'shared' / 'clevr_blender', d.parent / 'shared' / 'clevr_blender') if f.is_dir()]
+        if not found: raise BlenderSetupError(f"no CLEVR Blender assets: {fix}")
+        assets = found[0]
     root = Path(assets).expanduser()
     props = root / 'properties.json'
     needed = [root / 'base_scene.blend', props]
