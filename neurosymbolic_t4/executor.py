@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
-from fastcore.script import call_parse
 from .clevr import *
 
 # %% auto #0
 __all__ = ['CLEVR_DIRECTIONS', 'MAX_COUNT', 'compute_relationships', 'answer_string', 'Step', 'describe_object', 'Proof',
            'ExecutionError', 'Execution', 'execute', 'load_split', 'check_answers', 'SoftScene', 'soft_scene',
            'soft_relations', 'count_distribution', 'answer_distribution', 'SoftExecution', 'soft_execute',
-           'soft_agreement', 'questions_per_second', 'execute_cli']
+           'soft_agreement', 'questions_per_second', 'execute_main', 'execute_cli']
 
 # %% ../nbs/01_executor.ipynb #74ed3ce1
 CLEVR_DIRECTIONS = {'right': [0.6563112735748291, 0.7544902563095093, 0.], 'behind': [-0.754490315914154, 0.6563112735748291, 0.],
@@ -368,17 +367,25 @@ def questions_per_second(scenes: dict, questions: Sequence[Question], repeat: in
     return len(pairs) / best
 
 # %% ../nbs/01_executor.ipynb #46ad86a1
-@call_parse
-def execute_cli(data_root: str = None, # dataset root in the official CLEVR layout; the real sample beside the project when omitted
-                split: str = 'train', # split to check
-                repeat: int = 20, # benchmark passes (best one is reported)
-               ):
-    "Execute every question of a split on its ground-truth scene: agreement, throughput and a sample proof."
+def execute_main(data_root: str = None, # dataset root in the official CLEVR layout; the real sample beside the project when omitted
+                 split: str = 'train', # split to check
+                 repeat: int = 20, # benchmark passes (best one is reported)
+                ):
+    "Execute every question of a split on its ground-truth scene: agreement, throughput and a sample proof.\n\nExample: nst4_execute --data-root DIR --split train"
     root = Path(data_root) if data_root else find_real_clevr()
-    if root is None: raise SystemExit("no --data-root given and no shared/clevr_real/CLEVR_v1.0_sample found beside the project")
+    if root is None: raise FileNotFoundError("no --data-root given and no shared/clevr_real/CLEVR_v1.0_sample found beside the project")
+    for path in (scenes_path(root, split), questions_path(root, split)):
+        if not path.exists(): raise FileNotFoundError(f"no {path.relative_to(root)} under {root}: give --data-root a dataset root in the "
+                                                      "official CLEVR layout (nst4_generate --out DIR makes one)")
     report = check_answers(root, split)
     scenes, questions = load_split(root, split)
     report['questions_per_second'] = round(questions_per_second(scenes, questions, repeat))
     sample = next(q for q in questions if q.program is not None and q.image_index in scenes)
     print(f"{sample.question}\n{execute(sample.program, scenes[sample.image_index]).proof.text()}\n")
     print(json.dumps(report))
+
+# %% ../nbs/01_executor.ipynb #4822eeb8
+def execute_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
+               ):
+    "Console entry point `nst4_execute`: `execute_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(execute_main, 'nst4_execute', argv)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
-from fastcore.script import anno_parser
 from tqdm.auto import tqdm
 from .clevr import *
 from .executor import compute_relationships
@@ -526,21 +525,14 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   cogent: str = None, # CoGenT condition A or B (splits trainA/valA or trainB/valB)
                   workers: int = None, # worker processes (default: all cores)
                  ) -> Path:
-    "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout."
+    "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
                             width=width, height=height, cogent=cogent, workers=workers)
     print(f"synthetic CLEVR written to {root}")
     return root
 
 # %% ../nbs/02_synthetic.ipynb #95e305d9
-def _underscored(arg: str) -> str:
-    "A `--flag-name[=value]` argument with the flag spelled `--flag_name`, as fastcore's parser expects."
-    if not arg.startswith('--'): return arg
-    flag, eq, value = arg.partition('=')
-    return '--' + flag[2:].replace('-', '_') + eq + value
-
 def generate_cli(argv: list | None = None, # command-line arguments; `sys.argv[1:]` when None
                 ):
-    "Console entry point `nst4_generate`: `generate_main`'s parameters as flags, spelled `--questions-per-image` or `--questions_per_image`."
-    args = vars(anno_parser(generate_main, 'nst4_generate').parse_args([_underscored(a) for a in (sys.argv[1:] if argv is None else argv)]))
-    generate_main(**{k: v for k, v in args.items() if k not in ('pdb', 'xtra')})  # returns nothing: the exit status stays 0
+    "Console entry point `nst4_generate`: `generate_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(generate_main, 'nst4_generate', argv, choices={'cogent': ['A', 'B']})
