@@ -12,7 +12,6 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm.auto import tqdm
 from .clevr import *
-from .executor import compute_relationships
 from .questions import generate_questions
 
 # %% auto #0
