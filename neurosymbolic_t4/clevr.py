@@ -4,19 +4,21 @@
 
 # %% ../nbs/00_clevr.ipynb #7ffaad98
 from __future__ import annotations
-import json, os, tempfile
+import argparse, inspect, json, os, sys, tempfile, typing
+import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 from fastcore.basics import patch
+from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['COLORS', 'SHAPES', 'MATERIALS', 'SIZES', 'ATTRIBUTES', 'RELATIONS', 'COUNTS', 'ANSWERS', 'SYNONYMS', 'CANONICAL',
-           'FUNCTIONS', 'FunctionSpec', 'ProgramError', 'ProgramNode', 'Program', 'program_from_json',
-           'program_to_json', 'program_to_tokens', 'program_from_tokens', 'SceneObject', 'Scene', 'scene_from_json',
-           'scene_to_json', 'Question', 'question_from_json', 'question_to_json', 'image_filename', 'scenes_path',
-           'questions_path', 'image_path', 'load_scenes', 'load_questions', 'atomic_write_json', 'save_scenes',
-           'save_questions', 'find_real_clevr']
+           'FUNCTIONS', 'CLEVR_DIRECTIONS', 'FunctionSpec', 'ProgramError', 'ProgramNode', 'Program',
+           'program_from_json', 'program_to_json', 'program_to_tokens', 'program_from_tokens', 'SceneObject', 'Scene',
+           'scene_from_json', 'scene_to_json', 'Question', 'question_from_json', 'question_to_json', 'image_filename',
+           'scenes_path', 'questions_path', 'image_path', 'load_scenes', 'load_questions', 'atomic_write_json',
+           'save_scenes', 'save_questions', 'find_real_clevr', 'compute_relationships', 'command_parser', 'run_command']
 
 # %% ../nbs/00_clevr.ipynb #73ec1f8f
 COLORS = ('gray', 'red', 'blue', 'green', 'brown', 'purple', 'cyan', 'yellow')
@@ -132,14 +134,16 @@ class Program:
     def __hash__(self): return hash(self.nodes)
     def __repr__(self): return f"Program({self.to_text()!r})"
 
-    def validate(self) -> Program:
+    def validate(self,
+                 allow_unread: bool = False, # accept nodes no other node reads (CLEVR's generator writes a few)
+                ) -> Program:
         "Raise `ProgramError` naming the first bad node; return self when well formed."
         if not self.nodes: raise ProgramError("empty program: a CLEVR program needs at least a `scene` node")
         types = []
         for i in range(len(self.nodes)): types.append(_check_node(self.nodes, i, types))
         used = {j for n in self.nodes for j in n.inputs}
         dangling = [i for i in range(len(self.nodes) - 1) if i not in used]
-        if dangling: raise ProgramError(f"program nodes {dangling} are never used; only the last node may be unread")
+        if dangling and not allow_unread: raise ProgramError(f"program nodes {dangling} are never used; only the last node may be unread")
         return self
 
     @property
@@ -152,7 +156,7 @@ def program_from_json(nodes: Sequence[dict], validate: bool = True) -> Program:
     "A `Program` from official JSON nodes (released or generator format)."
     if isinstance(nodes, Program): return nodes
     program = Program(_node_from_json(n, f"program node {i}") for i, n in enumerate(nodes))
-    return program.validate() if validate else program
+    return program.validate(allow_unread=True) if validate else program
 
 def program_to_json(program: Program) -> list:
     "The program as released-format JSON nodes."
@@ -352,3 +356,72 @@ def find_real_clevr() -> Path | None:
             root = base / 'clevr_real' / 'CLEVR_v1.0_sample'
             if root.exists(): return root.resolve()
     return None
+
+# %% ../nbs/00_clevr.ipynb #74ed3ce1
+CLEVR_DIRECTIONS = {'right': [0.6563112735748291, 0.7544902563095093, 0.], 'behind': [-0.754490315914154, 0.6563112735748291, 0.],
+                    'above': [0., 0., 1.], 'below': [0., 0., -1.],
+                    'left': [-0.6563112735748291, -0.7544902563095093, 0.], 'front': [0.754490315914154, -0.6563112735748291, 0.]}
+
+# %% ../nbs/00_clevr.ipynb #16d0da27
+def compute_relationships(coords: Sequence, # 3D coordinates (x, y, z) of each object
+                          directions: dict | None = None, # relation -> unit vector; CLEVR's default camera when None
+                          eps: float = 0.2, # margin a step must exceed along the direction
+                         ) -> dict:
+    "For each relation, the objects that stand in it to each object, as in CLEVR's scene files."
+    directions = directions or CLEVR_DIRECTIONS
+    xyz = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
+    steps = xyz[None, :, :] - xyz[:, None, :]  # steps[i, j] = coords[j] - coords[i]
+    rels = {}
+    for name in RELATIONS:
+        related = steps @ np.asarray(directions[name], dtype=np.float64) > eps
+        np.fill_diagonal(related, False)
+        rels[name] = [np.flatnonzero(row).tolist() for row in related]
+    return rels
+
+# %% ../nbs/00_clevr.ipynb #f92f6470
+def _flag_type(annotation):
+    "The argparse type of a parameter annotation (`int | None` -> int); None for bool flags."
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    t = args[0] if args else annotation
+    return t if t in (int, float, str, Path) else str
+
+# %% ../nbs/00_clevr.ipynb #84b0d4ee
+def command_parser(func, # the command: keyword parameters with defaults and a `# comment` each
+                   prog: str, # the console script's name
+                   choices: dict | None = None, # parameter name -> allowed values
+                  ) -> argparse.ArgumentParser:
+    "An argparse parser with one `--kebab-case` flag (alias `--snake_case`) per parameter of `func`."
+    doc = inspect.getdoc(func) or ''
+    try: helps = docments(func)
+    except (OSError, TypeError): helps = {}
+    hints = typing.get_type_hints(func)
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, p in inspect.signature(func).parameters.items():
+        flags = [f"--{name.replace('_', '-')}"] + ([f'--{name}'] if '_' in name else [])
+        kw = dict(dest=name, default=p.default, help=helps.get(name) or '')
+        if p.default is not inspect.Parameter.empty and p.default is not None: kw['help'] += f' (default: {p.default})'
+        if p.default is inspect.Parameter.empty: kw.update(required=True); kw.pop('default')
+        if hints.get(name) is bool: kw['action'] = argparse.BooleanOptionalAction
+        else: kw.update(type=_flag_type(hints.get(name, str)), metavar=name.upper())
+        if choices and name in choices: kw.update(choices=choices[name], metavar='{' + ','.join(map(str, choices[name])) + '}')
+        parser.add_argument(*flags, **kw)
+    def error(message): parser.exit(2, f"{prog}: error: {message} (see {prog} --help)\n")
+    parser.error = error
+    return parser
+
+# %% ../nbs/00_clevr.ipynb #ff63bc61
+def run_command(func, # the command, see `command_parser`
+                prog: str, # the console script's name
+                argv: Sequence[str] | None = None, # arguments; `sys.argv[1:]` when None
+                choices: dict | None = None, # parameter name -> allowed values
+               ):
+    "Parse `argv` into `func`'s parameters and call it; any failure exits non-zero with one line, no traceback."
+    args = vars(command_parser(func, prog, choices).parse_args(sys.argv[1:] if argv is None else list(argv)))
+    try: func(**args)
+    except KeyboardInterrupt: sys.exit(f"{prog}: interrupted")
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int): raise
+        sys.exit(f"{prog}: error: {e.code}")
+    except Exception as e:
+        if os.environ.get('NST4_DEBUG'): raise
+        sys.exit(f"{prog}: error: {e} ({type(e).__name__}; NST4_DEBUG=1 shows the traceback)")

@@ -14,15 +14,14 @@ import requests
 from remotezip import RemoteZip, RemoteFetcher, RemoteIOError, RangeNotSupported
 from urllib3.exceptions import HTTPError as Urllib3Error
 from tqdm.auto import tqdm
-from fastcore.script import call_parse, Param
-from .clevr import atomic_write_json
+from .clevr import atomic_write_json, run_command
 
 # %% auto #0
 __all__ = ['RETRY_STATUS', 'CHUNK', 'CLEVR_ZIP', 'MARKER', 'DATASETS', 'DownloadError', 'ChecksumError', 'NotEnoughDiskError',
            'UnsafeArchiveError', 'human_bytes', 'free_bytes', 'check_disk', 'check_integrity', 'with_retries',
            'make_session', 'download_url', 'safe_member_path', 'extract_archive', 'iter_json_list', 'Resource',
            'DatasetInfo', 'resolve_url', 'local_archive', 'ByteCounter', 'build_clevr_mini', 'download_dataset',
-           'download_cli']
+           'download_main', 'download_cli']
 
 # %% ../nbs/03_download.ipynb #c618b857
 class DownloadError(RuntimeError):
@@ -606,16 +605,18 @@ def download_dataset(name: str,  # a key of `DATASETS`
     return dest
 
 # %% ../nbs/03_download.ipynb #597e6b29
-@call_parse
-def _download_main(dataset: Param("dataset to fetch", str, choices=sorted(DATASETS) + ['all']) = 'clevr_mini',
-                   data_root: Param("folder holding all datasets", str) = 'data',
-                   mirror: Param("base URL of a flat mirror of the official files (default: $NST4_MIRROR)", str) = None,
-                   archive: Param("an archive you already have, or a folder of them", str) = None,
-                   remove_archive: Param("delete downloaded archives after extracting them", bool) = False,
-                   mini_train: Param("clevr_mini: train images to keep", int) = 10_000,
-                   mini_val: Param("clevr_mini: val images to keep", int) = 1_000,
-                   retries: Param("further attempts after a transient failure", int) = 5):
-    "Download datasets into DATA_ROOT in the layout the loaders expect."
+def download_main(dataset: str = 'clevr_mini', # dataset to fetch (a key of `DATASETS`, or all)
+                  data_root: str = 'data', # folder holding all datasets
+                  mirror: str = None, # base URL of a flat mirror of the official files (default: $NST4_MIRROR)
+                  archive: str = None, # an archive you already have, or a folder of them
+                  remove_archive: bool = False, # delete downloaded archives after extracting them
+                  mini_train: int = 10_000, # clevr_mini: train images to keep
+                  mini_val: int = 1_000, # clevr_mini: val images to keep
+                  retries: int = 5, # further attempts after a transient failure
+                 ):
+    "Download datasets into DATA_ROOT in the layout the loaders expect.\n\nExample: nst4_download --dataset clevr_mini --data-root DIR"
+    if archive is not None and not Path(archive).exists():
+        raise FileNotFoundError(f"--archive {archive}: no such file or folder; give an archive you have, or leave --archive out to download")
     if dataset == 'all' and archive is not None and not Path(archive).is_dir():
         raise SystemExit(f"--archive {archive}: with --dataset all, give a folder holding the archives under their official names")
     for name in (sorted(DATASETS) if dataset == 'all' else [dataset]):
@@ -624,13 +625,7 @@ def _download_main(dataset: Param("dataset to fetch", str, choices=sorted(DATASE
         print(f"{name}: {path}")
 
 # %% ../nbs/03_download.ipynb #d07364a9
-def _underscored(arg: str) -> str:
-    "`--data-root=x` -> `--data_root=x`; other arguments unchanged."
-    if not arg.startswith('--'): return arg
-    name, eq, value = arg[2:].partition('=')
-    return '--' + name.replace('-', '_') + eq + value
-
-def download_cli():
-    "Console entry point `nst4_download` (see `_download_main`); accepts `--data-root` as well as `--data_root`."
-    sys.argv[1:] = [_underscored(a) for a in sys.argv[1:]]
-    return _download_main()
+def download_cli(argv: list | None = None, # command-line arguments; `sys.argv[1:]` when None
+                ):
+    "Console entry point `nst4_download`: `download_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(download_main, 'nst4_download', argv, choices={'dataset': sorted(DATASETS) + ['all']})

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from .clevr import *
 from .executor import *
+from .soft_executor import *
 from .data import *
 from .perception import *
 from .parser import *

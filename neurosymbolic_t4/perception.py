@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .clevr import *
-from .executor import CLEVR_DIRECTIONS, compute_relationships, execute
+from .executor import execute
 from .data import ATTRIBUTE_NAMES, ClevrScenes
 from .train import save_checkpoint
 

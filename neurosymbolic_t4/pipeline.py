@@ -10,7 +10,6 @@ from typing import Sequence
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.script import call_parse
 from torch.utils.data import ConcatDataset, Dataset
 from .clevr import *
 from .executor import load_split
@@ -24,11 +23,12 @@ from .train import *
 # %% auto #0
 __all__ = ['STAGES', 'ensure_dataset', 'ensure_blender_renders', 'augmented_perception_loss', 'train_perception_stage',
            'finetune_perception_stage', 'train_parser_stage', 'ClevrAnswers', 'train_e2e_stage', 'train_all',
-           'train_cli', 'write_evaluation', 'eval_cli', 'real_clevr_report', 'quickstart_cli']
+           'train_main', 'train_cli', 'write_evaluation', 'eval_main', 'eval_cli', 'real_clevr_report',
+           'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59c5694b
 def ensure_dataset(root, # dataset root, official CLEVR layout
-                   train: int = 4000, val: int = 500, # images to generate per split when there is no dataset
+                   train: int = 6000, val: int = 500, # images to generate per split when there is no dataset
                    questions_per_image: int = 10, # questions per generated image
                    seed: int = 0, # generator seed
                   ) -> Path:
@@ -156,7 +156,7 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
     size = model.perception.config['input_size']
     start = {k: v.clone() for k, v in model.perception.state_dict().items()}
     answered = [q for q in load_questions(questions_path(root, 'train')) if q.program is not None and q.answer is not None]
-    stop = min(max_questions, len(answered) - len(answered) // 5)  # at least a fifth held out
+    stop = min(max_questions, len(answered) - -(-len(answered) // 5))  # at least a fifth held out (one, for tiny data)
     train = ClevrAnswers(root, 'train', size, answered[:stop])
     val = ClevrAnswers(root, 'train', size, answered[stop:stop + held_out])  # not the val split: that one is for evaluation
     def loss_fn(m, batch): return answer_loss(m, batch[0], batch[1], batch[2])
@@ -215,24 +215,35 @@ def _blender_config(perception: TrainConfig, epochs: int) -> TrainConfig:
     return replace(perception, epochs=epochs, lr=perception.lr / 3, warmup_steps=10)
 
 # %% ../nbs/09_pipeline.ipynb #b8edcab2
-@call_parse
-def train_cli(data_root: str = 'data/CLEVR_synth', # dataset root, official layout; generated when missing
-              out_dir: str = 'runs/nst4', # run folder: stage checkpoints, curves, model.pt
-              stages: str = 'perception,parser,e2e', # comma-separated stages to run
-              perception_epochs: int = 30, parser_epochs: int = 6, e2e_epochs: int = 1, # epochs per stage
-              blender_images: int = 256, blender_epochs: int = 15, # Blender renders for the blender stage (0: none), its epochs
-              batch_size: int = None, lr: float = None, # override every stage's batch size / learning rate
-              schedule: str = 'cosine', # cosine | step | plateau | constant
-              amp: str = 'auto', # auto | bf16 | fp16 | off (CPU always runs full precision)
-              clip_grad: float = 1.0, # max gradient norm (0: no clipping)
-              wandb: str = None, # W&B project to log to (needs wandb installed; WANDB_MODE=offline works)
-              seed: int = 0,
-             ):
-    "Train NeuroSymbolicVQA stage by stage (resumes when re-run). Multi-GPU: torchrun --nproc_per_node N $(which nst4_train) ..."
-    root = ensure_dataset(data_root, seed=seed)
+def train_main(data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout; the synthetic default is generated when missing
+               out_dir: str = 'runs/nst4', # run folder: stage checkpoints, curves, model.pt
+               stages: str = 'perception,blender,parser,e2e', # comma-separated stages to run
+               train_images: int = 6000, # train images to generate when the dataset is missing
+               val_images: int = 500, # val images to generate when the dataset is missing
+               perception_epochs: int = 16, # perception stage epochs on the synthetic images
+               blender_images: int = 256, # Blender renders for the blender stage, made when Blender is present (0: none)
+               blender_epochs: int = 15, # blender stage epochs
+               parser_epochs: int = 4, # parser stage epochs
+               e2e_epochs: int = 1, # end-to-end stage epochs (0: skip)
+               batch_size: int = None, # override every stage's batch size
+               lr: float = None, # override every stage's learning rate
+               schedule: str = 'cosine', # cosine | step | plateau | constant
+               amp: str = 'auto', # auto | bf16 | fp16 | off (CPU always runs full precision)
+               clip_grad: float = 1.0, # max gradient norm (0: no clipping)
+               wandb: str = None, # W&B project to log to (needs wandb installed; WANDB_MODE=offline works)
+               seed: int = 0, # seed of the generated dataset and of training
+              ):
+    "Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\nExample: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\nSeveral GPUs: torchrun --nproc_per_node N $(which nst4_train) ..."
+    root = ensure_dataset(data_root, train_images, val_images, seed=seed)
     configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr, schedule, amp, clip_grad, wandb, seed)
     train_all(root, out_dir, *configs, stages=tuple(s.strip() for s in stages.split(',')),
               blender=_blender_config(configs[0], blender_epochs), blender_root=ensure_blender_renders(root, blender_images))
+
+# %% ../nbs/09_pipeline.ipynb #39c78b80
+def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
+             ):
+    "Console entry point `nst4_train`: `train_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(train_main, 'nst4_train', argv)
 
 # %% ../nbs/09_pipeline.ipynb #c640d6cc
 def write_evaluation(report: dict, out) -> Path:
@@ -243,18 +254,27 @@ def write_evaluation(report: dict, out) -> Path:
     return out
 
 # %% ../nbs/09_pipeline.ipynb #3ed3ea25
-@call_parse
-def eval_cli(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_train
-             data_root: str = 'data/CLEVR_synth', # dataset root, official layout
-             split: str = 'val', # split to evaluate
-             scenes: str = 'predicted', # predicted (full pipeline) | ground_truth (parser + executor only)
-             max_questions: int = None, # evaluate the first questions only
-             out: str = None, # JSON report path (default: beside the checkpoint)
-            ):
-    "Evaluate a trained model: accuracy overall, per question type and per family; JSON report and sample proofs."
+def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_train
+              data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout
+              split: str = 'val', # split to evaluate
+              scenes: str = 'predicted', # predicted (full pipeline) | ground_truth (parser + executor only)
+              max_questions: int = None, # evaluate the first questions only
+              out: str = None, # JSON report path (default: beside the checkpoint)
+             ):
+    "Evaluate a trained model: accuracy overall, per question type and per family; JSON report and sample proofs.\n\nExample: nst4_eval --checkpoint RUN/model.pt --data-root DIR --split val"
+    if not Path(checkpoint).exists():
+        raise FileNotFoundError(f"no model at {checkpoint}: give --checkpoint RUN/model.pt of a run, or train one with nst4_train --out-dir RUN")
+    if not questions_path(data_root, split).exists():
+        raise FileNotFoundError(f"no {split} questions at {questions_path(data_root, split)}: give --data-root a dataset root in the official layout")
     report = evaluate_vqa(load_vqa(checkpoint), data_root, split, scenes, max_questions)
     path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
     print(format_table(report)); print(f"report: {path}")
+
+# %% ../nbs/09_pipeline.ipynb #f55e3ac4
+def eval_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
+            ):
+    "Console entry point `nst4_eval`: `eval_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(eval_main, 'nst4_eval', argv, choices={'scenes': ['predicted', 'ground_truth']})
 
 # %% ../nbs/09_pipeline.ipynb #72055e3f
 def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
@@ -285,18 +305,23 @@ def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
     return reports
 
 # %% ../nbs/09_pipeline.ipynb #08d15195
-@call_parse
-def quickstart_cli(out_dir: str = 'runs/quickstart', # run folder
-                   data_root: str = 'data/CLEVR_synth', # dataset root; the synthetic default is generated here when missing
-                   train_images: int = 6000, val_images: int = 500, # size of the generated dataset
-                   perception_epochs: int = 30, parser_epochs: int = 4, e2e_epochs: int = 1, # epochs per stage
-                   blender_images: int = 256, blender_epochs: int = 15, # Blender renders for the blender stage (0: none), its epochs
-                   seed: int = 0,
-                  ):
-    "Generate the default dataset, train every stage, evaluate, print the per-type table and a sample proof."
+def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
+                    data_root: str = 'data/CLEVR_synthetic', # dataset root; the synthetic default is generated here when missing
+                    train_images: int = 6000, # train images to generate when the dataset is missing
+                    val_images: int = 500, # val images to generate when the dataset is missing
+                    perception_epochs: int = 16, # perception stage epochs on the synthetic images
+                    blender_images: int = 256, # Blender renders for the blender stage, made when Blender is present (0: none)
+                    blender_epochs: int = 15, # blender stage epochs
+                    parser_epochs: int = 4, # parser stage epochs
+                    e2e_epochs: int = 1, # end-to-end stage epochs (0: skip)
+                    batch_size: int = None, # override every stage's batch size (tiny runs)
+                    real_clevr: bool = True, # also evaluate on the real CLEVR sample beside the project, when there
+                    seed: int = 0, # seed of the generated dataset and of training
+                   ):
+    "Generate the default dataset, train every stage, evaluate, print the per-type table and a sample proof.\n\nExample (tiny, a minute on a CPU): nst4_quickstart --out-dir RUN --data-root DIR --train-images N --val-images N --perception-epochs 1 --parser-epochs 1"
     started, out = time.time(), Path(out_dir)
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
-    configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, None, None, 'cosine', 'auto', 1., None, seed)
+    configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, None, 'cosine', 'auto', 1., None, seed)
     model = train_all(root, out, *configs, blender=_blender_config(configs[0], blender_epochs),
                       blender_root=ensure_blender_renders(root, blender_images))
     report = evaluate_vqa(model, root, 'val', n_proofs=5)
@@ -306,7 +331,7 @@ def quickstart_cli(out_dir: str = 'runs/quickstart', # run folder
     (out / 'sample_proof.txt').write_text(f"{sample['text']}\nexpected: {sample['expected']}\n")
     print(f"\nGenerated val questions ({report['overall']['questions']}):\n{format_table(report)}\n")
     print(f"Sample proof ({out / 'sample_proof.txt'}):\n{(out / 'sample_proof.txt').read_text()}")
-    real = real_clevr_report(model, out)
+    real = real_clevr_report(model, out) if real_clevr else None
     if real:
         gt = real['parser_executor_on_gt_scenes']
         print("Real CLEVR sample, parser + executor on annotated scenes: " +
@@ -319,3 +344,9 @@ def quickstart_cli(out_dir: str = 'runs/quickstart', # run folder
                   ', '.join(f"{k} {100 * p[f'{k}_accuracy']:.1f}%" for k in ('color', 'shape', 'material', 'size')) +
                   f", scenes fully right {100 * p['scene_accuracy']:.1f}%; full pipeline {a['correct']}/{a['questions']} official questions")
     print(f"\ndone in {(time.time() - started) / 60:.1f} min; model: {out / 'model.pt'}")
+
+# %% ../nbs/09_pipeline.ipynb #6fc6e9e0
+def quickstart_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
+                  ):
+    "Console entry point `nst4_quickstart`: `quickstart_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(quickstart_main, 'nst4_quickstart', argv)

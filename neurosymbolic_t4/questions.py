@@ -6,8 +6,8 @@
 from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
-from .clevr import ATTRIBUTES, RELATIONS, SYNONYMS, Program, Question, Scene, program_from_tokens
-from .executor import compute_relationships, execute
+from .clevr import ATTRIBUTES, RELATIONS, SYNONYMS, Program, Question, Scene, compute_relationships, program_from_tokens
+from .executor import execute
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_ORDER', 'RELATION_PHRASES', 'COMPARE_INTEGER_TEXT', 'QUERIES', 'QUESTION_TYPES', 'FAMILIES', 'TEMPLATES',

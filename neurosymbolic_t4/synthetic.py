@@ -10,10 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
-from fastcore.script import anno_parser
 from tqdm.auto import tqdm
 from .clevr import *
-from .executor import compute_relationships
 from .questions import generate_questions
 from . import blender_worker
 
@@ -716,7 +714,7 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   samples: int = 64, # Cycles samples per pixel (--renderer blender)
                   blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else ../shared/clevr_blender)
                  ) -> Path:
-    "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout."
+    "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
                             width=width, height=height, cogent=cogent, workers=workers, look_jitter=look_jitter,
                             renderer=renderer, samples=samples, blender_assets=blender_assets)
@@ -724,18 +722,7 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
     return root
 
 # %% ../nbs/02_synthetic.ipynb #95e305d9
-def _underscored(arg: str) -> str:
-    "A `--flag-name[=value]` argument with the flag spelled `--flag_name`, as fastcore's parser expects."
-    if not arg.startswith('--'): return arg
-    flag, eq, value = arg.partition('=')
-    return '--' + flag[2:].replace('-', '_') + eq + value
-
 def generate_cli(argv: list | None = None, # command-line arguments; `sys.argv[1:]` when None
                 ):
-    "Console entry point `nst4_generate`: `generate_main`'s parameters as flags, spelled `--questions-per-image` or `--questions_per_image`."
-    parser = anno_parser(generate_main, 'nst4_generate')
-    for action in parser._actions:
-        if action.dest == 'renderer': action.choices = ('fast', 'blender')
-    args = vars(parser.parse_args([_underscored(a) for a in (sys.argv[1:] if argv is None else argv)]))
-    try: generate_main(**{k: v for k, v in args.items() if k not in ('pdb', 'xtra')})  # returns nothing: the exit status stays 0
-    except BlenderSetupError as e: sys.exit(f"nst4_generate: {e}")  # one line that says what is missing and what to do
+    "Console entry point `nst4_generate`: `generate_main`'s parameters as `--kebab-case` flags (see `run_command`)."
+    run_command(generate_main, 'nst4_generate', argv, choices={'cogent': ['A', 'B'], 'renderer': ['fast', 'blender']})

@@ -199,8 +199,9 @@ def _loader(self: Trainer) -> DataLoader:
     sampler = EpochSampler(len(self.dataset), self.cfg.seed, self.epoch, self.cfg.batch_size, self.batch_in_epoch, self.difficulties,
                            allowed_difficulty(self.cfg.curriculum, self.epoch), self.rank, self.world)
     # its own generator: creating a loader must not draw from the global RNG, or a resumed run would diverge
-    return DataLoader(self.dataset, self.cfg.batch_size, sampler=sampler, collate_fn=self.collate_fn,
-                      num_workers=self.cfg.num_workers, drop_last=True, pin_memory=self.device.type == 'cuda',
+    # a dataset smaller than one batch (a tiny check run) gives one short batch instead of none
+    return DataLoader(self.dataset, self.cfg.batch_size, sampler=sampler, collate_fn=self.collate_fn, num_workers=self.cfg.num_workers,
+                      drop_last=len(self.dataset) > self.cfg.batch_size, pin_memory=self.device.type == 'cuda',
                       generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch))
 
 @patch
