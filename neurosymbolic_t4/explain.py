@@ -16,6 +16,7 @@ from matplotlib.patches import Circle
 from fastcore.basics import patch
 from .clevr import *
 from .executor import *
+from .soft_executor import SoftExecution
 from .model import VQAAnswer
 from .synthetic import synthesize
 from .questions import generate_questions
