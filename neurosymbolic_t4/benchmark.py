@@ -498,31 +498,6 @@ def executor_speed(root, # dataset root, official layout
             'preconverted_qps': typed_qps, 'reference_qps': reference,
             'user_call_vs_reference': user / reference, 'preconverted_vs_reference': typed_qps / reference}
 
-# %% ../nbs/12_benchmark.ipynb #ba0d81c6
-def _fallback_run_command(func, prog: str, argv=None, choices: dict | None = None):
-    "Parse `--kebab-case` flags into `func`'s parameters and call it; failures exit with one line (used until `clevr.run_command` exists)."
-    hints, helps = typing.get_type_hints(func), docments(func)
-    parser = argparse.ArgumentParser(prog=prog, description=inspect.getdoc(func))
-    for name, p in inspect.signature(func).parameters.items():
-        flags = [f"--{name.replace('_', '-')}"] + ([f'--{name}'] if '_' in name else [])
-        kw = dict(dest=name, default=p.default, help=(helps.get(name) or '') + (f' (default: {p.default})' if p.default not in (None, inspect.Parameter.empty) else ''))
-        if hints.get(name) is bool: kw['action'] = argparse.BooleanOptionalAction
-        else: kw['type'] = next((t for t in typing.get_args(hints.get(name)) if t is not type(None)), hints.get(name, str))
-        if choices and name in choices: kw['choices'] = choices[name]
-        parser.add_argument(*flags, **kw)
-    parser.error = lambda message: parser.exit(2, f"{prog}: error: {message} (see {prog} --help)\n")
-    args = vars(parser.parse_args(sys.argv[1:] if argv is None else list(argv)))
-    try: func(**args)
-    except KeyboardInterrupt: sys.exit(f"{prog}: interrupted")
-    except SystemExit as e:
-        if e.code is None or isinstance(e.code, int): raise
-        sys.exit(f"{prog}: error: {e.code}")
-    except Exception as e:
-        if os.environ.get('NST4_DEBUG'): raise
-        sys.exit(f"{prog}: error: {e} ({type(e).__name__}; NST4_DEBUG=1 shows the traceback)")
-
-if 'run_command' not in globals(): run_command = _fallback_run_command
-
 # %% ../nbs/12_benchmark.ipynb #8e411a04
 def benchmark_main(checkpoint: str = 'runs/nst4/model.pt', # model checkpoint(s), comma-separated: ours (nst4_train) and/or baselines (train_baseline)
                    device: str = 'cpu', # cpu | cuda
