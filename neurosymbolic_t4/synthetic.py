@@ -4,8 +4,7 @@
 
 # %% ../nbs/05_synthetic.ipynb #c62c8213
 from __future__ import annotations
-import collections, functools, json, math, os, random, shutil, struct, subprocess, sys, tempfile, zlib
-from concurrent.futures import ProcessPoolExecutor
+import collections, functools, json, math, multiprocessing, os, random, shutil, signal, struct, subprocess, sys, tempfile, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -16,10 +15,11 @@ from .questions import generate_questions
 from . import blender_worker
 
 # %% auto #0
-__all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'Camera', 'camera_directions', 'sample_objects', 'sample_scene', 'Look',
-           'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize', 'BlenderSetupError',
-           'find_blender_assets', 'find_blender', 'light_jitter', 'blender_item', 'render_blender',
-           'render_scene_blender', 'image_rng', 'png_bytes', 'generate_dataset', 'generate_main', 'generate_cli']
+__all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'GENERATOR_MARKER', 'Camera', 'camera_directions', 'sample_objects',
+           'sample_scene', 'Look', 'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize',
+           'BlenderSetupError', 'find_blender_assets', 'find_blender', 'light_jitter', 'blender_item', 'render_blender',
+           'render_scene_blender', 'image_rng', 'png_bytes', 'made_by_generator', 'generate_dataset', 'generate_main',
+           'generate_cli']
 
 # %% ../nbs/05_synthetic.ipynb #a03b3b9f
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
@@ -639,8 +639,30 @@ def _check_config(root: Path, split: str, config: dict):
         if old != config:
             diff = {k: (old.get(k), config.get(k)) for k in config if old.get(k) != config.get(k)}
             raise ValueError(f"{root}: split {split!r} was generated with other settings {diff} (old, new); "
-                             f"use another --out folder or the same settings, or delete {root / 'images' / split} and {path.parent}")
+                             f"use another --out folder or the same settings, "
+                             f"or delete {root / 'images' / split} and {path.parent}")
     else: atomic_write_json(config, path)
+
+
+# %% ../nbs/05_synthetic.ipynb #bcb15904
+GENERATOR_MARKER = '.nst4_generator.json'  # in the root of every dataset the generator made
+
+def made_by_generator(root, # a dataset root
+                     ) -> bool:
+    "Whether the synthetic generator made the folder `root` (it holds the marker, or the shards of an older run)."
+    root = Path(root)
+    return (root / GENERATOR_MARKER).exists() or (root / '.shards').is_dir()
+
+def _claim_folder(root: Path, force: bool):
+    "Mark `root` as the generator's; refuse a folder that holds other files unless `force`."
+    if root.exists() and not root.is_dir(): raise NotADirectoryError(f"--out {root} is a file; give a folder")
+    foreign = sorted(root.iterdir()) if root.exists() and not made_by_generator(root) else []
+    if foreign and not force:
+        raise FileExistsError(f"--out {root} holds files the generator did not make (e.g. {foreign[0].name}); "
+                              f"they could be overwritten. Give a new or empty folder, or pass --force to write there")
+    if not (root / GENERATOR_MARKER).exists():
+        atomic_write_json({'generator': 'neurosymbolic_t4.synthetic'}, root / GENERATOR_MARKER)
+
 
 # %% ../nbs/05_synthetic.ipynb #f5e00689
 def _assemble(root: Path, split: str, n: int, config: dict):
@@ -654,8 +676,41 @@ def _assemble(root: Path, split: str, n: int, config: dict):
     info = {'generator': 'neurosymbolic_t4.synthetic', **config}
     save_scenes(scenes, scenes_path(root, split), split, info)
     if config['questions_per_image']: save_questions(questions, questions_path(root, split), split, info)
+    atomic_write_json({'images': n}, root / '.shards' / split / 'assembled.json')
+
+def _needs_assembly(root: Path, split: str, n: int, config: dict) -> bool:
+    "Whether an official file of `split` is missing or was assembled from another number of images."
+    wanted = [scenes_path(root, split)] + ([questions_path(root, split)] if config['questions_per_image'] else [])
+    record = root / '.shards' / split / 'assembled.json'
+    return not all(p.exists() for p in wanted) or not record.exists() or json.loads(record.read_text()) != {'images': n}
+
 
 # %% ../nbs/05_synthetic.ipynb #a164f251
+def _check_settings(train: int, val: int, questions_per_image: int, width: int, height: int, cogent: str | None,
+                    workers: int | None, look_jitter: float, renderer: str, samples: int):
+    "Refuse settings that cannot make a dataset, with one line naming the flag, its value and what is allowed."
+    if cogent not in (None, 'A', 'B'):
+        raise ValueError(f"cogent={cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
+    for name, v in (('train', train), ('val', val), ('questions-per-image', questions_per_image)):
+        if v < 0: raise ValueError(f"--{name} {v}: give a count of 0 or more")
+    for name, v in (('width', width), ('height', height)):
+        if not 16 <= v <= 4096: raise ValueError(f"--{name} {v}: images are 16 to 4096 pixels a side (CLEVR's: 480x320)")
+    if workers is not None and workers < 1: raise ValueError(f"--workers {workers}: give 1 or more (or leave it out)")
+    if not look_jitter >= 0: raise ValueError(f"--look-jitter {look_jitter}: give 0 (one look) or more")
+    if renderer not in ('fast', 'blender'): raise ValueError(f"renderer={renderer!r}: the renderers are 'fast' and 'blender'")
+    if renderer == 'blender' and samples < 1: raise ValueError(f"samples={samples}: Cycles needs at least 1 sample per pixel")
+
+def _ignore_interrupts(): signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def _run_jobs(step, jobs: list, workers: int, progress: dict) -> list:
+    "`step` of every job, in order, on `workers` processes; an interrupt (Ctrl-C) stops every worker before it returns."
+    if workers == 1: return [step(j) for j in tqdm(jobs, **progress)]
+    # workers ignore Ctrl-C; the pool's exit terminates them, whatever ends the loop
+    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+        return list(tqdm(pool.imap(step, jobs, chunksize=8), **progress))
+
+
+# %% ../nbs/05_synthetic.ipynb #cc917cd2
 def generate_dataset(out, # dataset root: images/, scenes/, questions/ are written under it
                      train: int = 1000, val: int = 200, # images per split
                      questions_per_image: int = 10, # questions generated for each image (0: none)
@@ -663,32 +718,27 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
                      width: int = 480, height: int = 320, # image size
                      cogent: str | None = None, # CoGenT condition 'A' or 'B': splits become trainA/valA (or B)
                      workers: int | None = None, # processes; all cores when None
-                     look_jitter: float = 1., # how far lighting and materials vary between images (see `sample_look`; 0: one look)
+                     look_jitter: float = 1., # how far lighting and materials vary per image (see `sample_look`; 0: one)
                      renderer: str = 'fast', # 'fast' (numpy) or 'blender' (Cycles with CLEVR's assets)
                      samples: int = 64, # Cycles samples per pixel (Blender only)
                      blender_assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
+                     force: bool = False, # write into a folder that holds files the generator did not make
                     ) -> Path:
     "Generate (or resume) a synthetic CLEVR dataset in the official CLEVR_v1.0 layout; returns its root."
     root = Path(out)
-    if cogent not in (None, 'A', 'B'): raise ValueError(f"cogent={cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
-    if min(train, val, questions_per_image) < 0: raise ValueError("train, val and questions_per_image must be >= 0")
+    _check_settings(train, val, questions_per_image, width, height, cogent, workers, look_jitter, renderer, samples)
     config = {'seed': seed, 'width': width, 'height': height, 'cogent': cogent, 'questions_per_image': questions_per_image,
               'look_jitter': look_jitter}
-    if renderer not in ('fast', 'blender'): raise ValueError(f"renderer={renderer!r}: the renderers are 'fast' and 'blender'")
     if renderer == 'blender':
-        if samples < 1: raise ValueError(f"samples={samples}: Cycles needs at least 1 sample per pixel")
         assets, _ = find_blender_assets(blender_assets), find_blender()  # before any work
         config = {**config, 'renderer': 'blender', 'samples': samples}
+    _claim_folder(root, force)
     splits = {f'train{cogent or ""}': train, f'val{cogent or ""}': val}
     for split in splits: _check_config(root, split, config)
     jobs = [(root, split, i, config) for split, n in splits.items() for i in range(n)]
-    workers = workers or os.cpu_count() or 1
-    progress = dict(total=len(jobs), desc=f'synthetic CLEVR -> {root}', unit='img')
-    step = _make_image if renderer == 'fast' else _plan_blender
-    if renderer == 'blender': progress['desc'] = f'laying out scenes for {root}'
-    if workers == 1: done = [step(j) for j in tqdm(jobs, **progress)]
-    else:
-        with ProcessPoolExecutor(workers) as pool: done = list(tqdm(pool.map(step, jobs, chunksize=8), **progress))
+    desc = f'synthetic CLEVR -> {root}' if renderer == 'fast' else f'laying out scenes for {root}'
+    done = _run_jobs(_make_image if renderer == 'fast' else _plan_blender, jobs, workers or os.cpu_count() or 1,
+                     dict(total=len(jobs), desc=desc, unit='img'))
     if renderer == 'blender':
         plans = [p for p in done if p is not None]
         with tqdm(total=len(jobs), initial=len(jobs) - len(plans), desc=f'Blender CLEVR -> {root}', unit='img') as bar:
@@ -696,8 +746,9 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
             if plans: render_blender([p[0] for p in plans], width, height, samples, assets, on_done=finished)
         done = [bool(plans)]
     for split, n in splits.items():
-        if any(done) or not scenes_path(root, split).exists(): _assemble(root, split, n, config)
+        if any(done) or _needs_assembly(root, split, n, config): _assemble(root, split, n, config)
     return root
+
 
 # %% ../nbs/05_synthetic.ipynb #0a28c730
 def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or resume)
@@ -713,11 +764,12 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles with CLEVR's assets, seconds per image)
                   samples: int = 64, # Cycles samples per pixel (--renderer blender)
                   blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else ../shared/clevr_blender)
+                  force: bool = False, # write into a folder holding files the generator did not make (they may be overwritten)
                  ) -> Path:
     "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
                             width=width, height=height, cogent=cogent, workers=workers, look_jitter=look_jitter,
-                            renderer=renderer, samples=samples, blender_assets=blender_assets)
+                            renderer=renderer, samples=samples, blender_assets=blender_assets, force=force)
     print(f"synthetic CLEVR written to {root}")
     return root
 
