@@ -14,10 +14,49 @@ from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 from .clevr import *
+from .synthetic import made_by_generator
 
 # %% auto #0
-__all__ = ['ATTRIBUTE_NAMES', 'SPECIALS', 'PROGRAM_VOCAB', 'attribute_labels', 'load_rgb', 'ClevrScenes', 'collate_scenes',
-           'tokenize', 'Vocab', 'build_question_vocab', 'ClevrQuestions', 'collate_questions']
+__all__ = ['DATASET_FOLDERS', 'ATTRIBUTE_NAMES', 'SPECIALS', 'PROGRAM_VOCAB', 'is_dataset_root', 'describe_dataset',
+           'resolve_dataset', 'attribute_labels', 'load_rgb', 'ClevrScenes', 'collate_scenes', 'tokenize', 'Vocab',
+           'build_question_vocab', 'ClevrQuestions', 'collate_questions']
+
+# %% ../nbs/07_data.ipynb #a3efebe5
+DATASET_FOLDERS = {'CLEVR_v1.0': 'CLEVR v1.0', 'CLEVR_mini': 'CLEVR mini (the first CLEVR v1.0 images)',
+                   'CLEVR_CoGenT_v1.0': 'CLEVR CoGenT', 'CLEVR_synthetic': 'synthetic CLEVR'}  # usual folder -> dataset
+
+def is_dataset_root(folder, # a folder that may hold a dataset
+                   ) -> bool:
+    "Whether `folder` is laid out like CLEVR: it has `scenes/`, `questions/` or `images/`."
+    return any((Path(folder) / part).is_dir() for part in ('scenes', 'questions', 'images'))
+
+# %% ../nbs/07_data.ipynb #b83c91bf
+def _splits(root: Path, kind: str) -> list:
+    "The splits that have an official `kind` ('scenes' or 'questions') file under `root`."
+    return sorted(p.name[len('CLEVR_'):-len(f'_{kind}.json')] for p in (root / kind).glob(f'CLEVR_*_{kind}.json'))
+
+def describe_dataset(root, # a dataset root
+                    ) -> str:
+    "One line saying which dataset `root` is and which splits it has."
+    root = Path(root)
+    kind = ('synthetic CLEVR (made by nst4_generate)' if made_by_generator(root)
+            else DATASET_FOLDERS.get(root.name, 'a dataset in the CLEVR layout'))
+    scenes, questions = _splits(root, 'scenes'), _splits(root, 'questions')
+    return f"{kind} at {root} (scenes: {', '.join(scenes) or 'none'}; questions: {', '.join(questions) or 'none'})"
+
+# %% ../nbs/07_data.ipynb #b9cf3127
+def resolve_dataset(data_root, # a dataset folder, or a folder holding one under its usual name
+                   ) -> tuple:
+    "The dataset root `data_root` names and a one-line description of it; `FileNotFoundError` when it names none."
+    root = Path(data_root)
+    if is_dataset_root(root): return root, describe_dataset(root)
+    held = [root / name for name in DATASET_FOLDERS if is_dataset_root(root / name)]
+    if len(held) > 1:
+        raise ValueError(f"--data-root {root} holds several datasets ({', '.join(p.name for p in held)}); "
+                         f"name the one to use, e.g. --data-root {held[0]}")
+    if held: return held[0], describe_dataset(held[0])
+    raise FileNotFoundError(f"--data-root {root} holds no CLEVR dataset (no scenes/, questions/ or images/, nor any of "
+                            f"{', '.join(DATASET_FOLDERS)}); download one with nst4_download --data-root {root}")
 
 # %% ../nbs/07_data.ipynb #bfa7cd60
 ATTRIBUTE_NAMES = tuple(ATTRIBUTES)

@@ -14,7 +14,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from .clevr import *
 from .executor import load_split
 from .data import *
-from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset
+from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset, made_by_generator
 from .perception import *
 from .parser import *
 from .model import *
@@ -27,17 +27,25 @@ __all__ = ['STAGES', 'ensure_dataset', 'ensure_blender_renders', 'augmented_perc
            'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #59c5694b
-def ensure_dataset(root, # dataset root, official CLEVR layout
+def ensure_dataset(root, # a dataset folder or a folder holding one (see `resolve_dataset`)
                    train: int = 6000, val: int = 500, # images to generate per split when there is no dataset
                    questions_per_image: int = 10, # questions per generated image
                    seed: int = 0, # generator seed
                   ) -> Path:
-    "`root` when it holds a dataset; otherwise generate the synthetic default dataset there first."
-    root = Path(root)
-    if scenes_path(root, 'train').exists() and questions_path(root, 'train').exists(): return root
-    print(f"no CLEVR dataset at {root} (no {scenes_path(root, 'train').relative_to(root)}): generating the synthetic default dataset "
-          f"({train} train / {val} val images, {questions_per_image} questions each) there")
-    return generate_dataset(root, train=train, val=val, questions_per_image=questions_per_image, seed=seed)
+    "The dataset `root` names, saying which it is; the synthetic default is generated first where there is none."
+    try: found, what = resolve_dataset(root)
+    except FileNotFoundError: found, what = Path(root), None
+    needed = [scenes_path(found, 'train'), questions_path(found, 'train')]
+    if what is None or (made_by_generator(found) and not all(p.exists() for p in needed)):
+        print(f"no CLEVR dataset at {found}: generating the synthetic default dataset there "
+              f"({train} train / {val} val images, {questions_per_image} questions each)")
+        generate_dataset(found, train=train, val=val, questions_per_image=questions_per_image, seed=seed)
+    what = describe_dataset(found)
+    missing = [p.relative_to(found).as_posix() for p in needed if not p.exists()]
+    if missing: raise FileNotFoundError(f"{what} lacks {' and '.join(missing)}, which training needs; "
+                                        f"complete the download (nst4_download) or give another --data-root")
+    print(f"dataset: {what}")
+    return found
 
 # %% ../nbs/12_pipeline.ipynb #3cb19e2e
 def ensure_blender_renders(root, # the synthetic dataset's root: the renders go beside it, in `<root>_blender`

@@ -658,8 +658,8 @@ def _claim_folder(root: Path, force: bool):
     if root.exists() and not root.is_dir(): raise NotADirectoryError(f"--out {root} is a file; give a folder")
     foreign = sorted(root.iterdir()) if root.exists() and not made_by_generator(root) else []
     if foreign and not force:
-        raise FileExistsError(f"--out {root} holds files the generator did not make (e.g. {foreign[0].name}); "
-                              f"they could be overwritten. Give a new or empty folder, or pass --force to write there")
+        raise FileExistsError(f"{root} holds files the synthetic generator did not make (e.g. {foreign[0].name}), which "
+                              f"it could overwrite; give a new or empty folder (or nst4_generate --force to write there)")
     if not (root / GENERATOR_MARKER).exists():
         atomic_write_json({'generator': 'neurosymbolic_t4.synthetic'}, root / GENERATOR_MARKER)
 
