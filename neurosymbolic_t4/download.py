@@ -62,12 +62,12 @@ def _hashers(sha256: str | None, md5: str | None) -> dict:
     "Fresh hash objects for the checksums we were given, with the expected digests."
     return {name: (hashlib.new(name), want.lower()) for name, want in (('sha256', sha256), ('md5', md5)) if want}
 
-def _check_hashers(hashers: dict, path):
-    "Raise `ChecksumError` naming the file and both digests when one differs."
+def _check_hashers(hashers: dict, path, fix: str):
+    "Raise `ChecksumError` naming the file, both digests and `fix` when one differs."
     for name, (h, want) in hashers.items():
         if h.hexdigest() != want:
             raise ChecksumError(f"{path}: {name} is {h.hexdigest()}, expected {want}; the file is damaged or not the "
-                                f"published one. It was removed: run again to download it afresh, or check --mirror / --archive")
+                                f"published one. {fix}")
 
 # %% ../nbs/06_download.ipynb #72501ff4
 def check_integrity(path, *, sha256: str | None = None, md5: str | None = None, chunk: int = 1 << 20) -> Path:
@@ -77,7 +77,8 @@ def check_integrity(path, *, sha256: str | None = None, md5: str | None = None, 
         with open(path, 'rb') as f:
             while block := f.read(chunk):
                 for h, _ in hashers.values(): h.update(block)
-    _check_hashers(hashers, path)
+    _check_hashers(hashers, path, "It was left as it is: move or delete it to download the published file, "
+                                  "or give the published file with --archive")
     return Path(path)
 
 # %% ../nbs/06_download.ipynb #8675a471
@@ -208,14 +209,14 @@ def download_url(url: str,  # where the file is
     "Download `url` into `root`, resuming an interrupted `.part`, verifying checksums; return the finished file's path."
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     path = root / (filename or _url_filename(url))
-    if path.exists(): return path
+    if path.exists(): return check_integrity(path, sha256=sha256, md5=md5)  # a file already there must be the one asked for
     part = path.with_name(path.name + '.part')
     hashers = _hashers(sha256, md5)
     fetch = partial(_fetch_part, url, part, hashers=hashers, size=size, timeout=timeout, progress=progress,
                     session=session or make_session())
     with_retries(fetch, retries=retries, backoff=backoff, what=f"downloading {url}")
     validator = part.with_name(part.name + '.etag')
-    try: _check_hashers(hashers, path)
+    try: _check_hashers(hashers, path, "It was removed: run again to download it afresh, or check --mirror / --archive")
     except ChecksumError: part.unlink(); validator.unlink(missing_ok=True); raise
     os.replace(part, path)
     validator.unlink(missing_ok=True)
@@ -413,15 +414,14 @@ def resolve_url(url: str, mirror: str | None = None) -> str:
     return f"{mirror.rstrip('/')}/{_url_filename(url)}" if mirror else url
 
 def local_archive(resource: Resource, data_root, archive=None, verify: bool = True) -> Path | None:
-    "An archive for `resource` already on disk under its official name: `archive` (a file or a folder; checksum verified), or in `data_root`."
-    if archive is None:
-        found = Path(data_root) / resource.filename
-        return found if found.exists() else None
-    archive = Path(archive)
-    found = archive / resource.filename if archive.is_dir() else archive
-    if found.name != resource.filename or not found.exists(): return None
-    if not verify: return found
-    return check_integrity(found, sha256=resource.sha256, md5=None if resource.sha256 else resource.md5)
+    "An archive for `resource` already on disk under its official name, in `archive` (a file or a folder) or `data_root`; checksum verified."
+    if archive is None: found = Path(data_root) / resource.filename
+    else:
+        archive = Path(archive)
+        found = archive / resource.filename if archive.is_dir() else archive
+        if found.name != resource.filename: return None
+    if not found.exists(): return None
+    return check_integrity(found, sha256=resource.sha256, md5=None if resource.sha256 else resource.md5) if verify else found
 
 # %% ../nbs/06_download.ipynb #fa627c8b
 class ByteCounter:
