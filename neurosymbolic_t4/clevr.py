@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_clevr.ipynb #7ffaad98
 from __future__ import annotations
-import argparse, inspect, json, os, sys, tempfile, typing
+import argparse, inspect, json, os, sys, typing, uuid
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +15,11 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['COLORS', 'SHAPES', 'MATERIALS', 'SIZES', 'ATTRIBUTES', 'RELATIONS', 'COUNTS', 'ANSWERS', 'SYNONYMS', 'CANONICAL',
            'FUNCTIONS', 'CLEVR_DIRECTIONS', 'FunctionSpec', 'ProgramError', 'ProgramNode', 'Program',
-           'program_from_json', 'program_to_json', 'program_to_tokens', 'program_from_tokens', 'SceneObject', 'Scene',
-           'scene_from_json', 'scene_to_json', 'Question', 'question_from_json', 'question_to_json', 'image_filename',
-           'scenes_path', 'questions_path', 'image_path', 'load_scenes', 'load_questions', 'atomic_write_json',
-           'save_scenes', 'save_questions', 'find_real_clevr', 'compute_relationships', 'command_parser', 'run_command']
+           'program_from_json', 'program_to_json', 'program_to_tokens', 'program_from_tokens', 'program_to_text',
+           'SceneObject', 'Scene', 'scene_from_json', 'scene_to_json', 'Question', 'question_from_json',
+           'question_to_json', 'image_filename', 'scenes_path', 'questions_path', 'image_path', 'load_scenes',
+           'load_questions', 'atomic_write_json', 'save_scenes', 'save_questions', 'find_real_clevr',
+           'compute_relationships', 'command_parser', 'run_command']
 
 # %% ../nbs/00_clevr.ipynb #73ec1f8f
 COLORS = ('gray', 'red', 'blue', 'green', 'brown', 'purple', 'cyan', 'yellow')
@@ -163,36 +164,65 @@ def program_to_json(program: Program) -> list:
     return [{'inputs': list(n.inputs), 'function': n.function, 'value_inputs': list(n.value_inputs)} for n in program]
 
 # %% ../nbs/00_clevr.ipynb #d20d99e9
-def program_to_tokens(program: Program) -> list:
-    "Prefix-notation tokens of a tree-shaped program, root first."
+def _check_inputs(nodes: Sequence[ProgramNode]):
+    "Raise `ProgramError` when a node reads itself or a later node (possible in an unvalidated program)."
+    for i, n in enumerate(nodes):
+        if any(not 0 <= j < i for j in n.inputs):
+            raise ProgramError(f"program node {i} ({n.token}) reads nodes {list(n.inputs)}; inputs must be earlier nodes")
+
+def program_to_tokens(program: Program, # a well-formed program
+                      max_tokens: int = 10_000, # refuse programs that unfold to more tokens (reused nodes repeat)
+                     ) -> list:
+    "Prefix-notation tokens of a program, root first; a node read twice is written out at each place it is read."
     nodes = program.nodes
-    def visit(i): return [nodes[i].token] + [t for j in nodes[i].inputs for t in visit(j)]
-    return visit(len(nodes) - 1)
+    if not nodes: return []
+    _check_inputs(nodes)
+    sizes = []  # tokens of each node's unfolded subtree, counted in linear time
+    for n in nodes: sizes.append(1 + sum(sizes[j] for j in n.inputs))
+    if sizes[-1] > max_tokens:
+        raise ProgramError(f"the program unfolds to {sizes[-1]:,} prefix tokens (it reads some nodes more than once), more "
+                           f"than {max_tokens:,}; write it as JSON nodes (to_json) or numbered nodes (to_text) instead")
+    tokens, todo = [], [len(nodes) - 1]
+    while todo:
+        i = todo.pop()
+        tokens.append(nodes[i].token)
+        todo.extend(reversed(nodes[i].inputs))
+    return tokens
 
 # %% ../nbs/00_clevr.ipynb #7ca2083b
-def program_from_tokens(tokens: str | Sequence[str], validate: bool = True) -> Program:
-    "Read prefix-notation tokens (a list or a space-separated string) back into a `Program`."
+def program_from_tokens(tokens: str | Sequence[str], # prefix-notation tokens, a list or a space-separated string
+                        validate: bool = True, # check the program (see `Program.validate`)
+                       ) -> Program:
+    "Read prefix-notation tokens back into a `Program` (nodes in post-order)."
     tokens = tokens.split() if isinstance(tokens, str) else list(tokens)
-    nodes, pos = [], 0
-    def read():
-        nonlocal pos
-        if pos >= len(tokens): raise ProgramError(f"program tokens end early: {' '.join(tokens)!r} needs more inputs")
-        token, pos = tokens[pos], pos + 1
+    nodes, open_nodes = [], []  # open_nodes: [token, inputs it takes, node ids of the inputs read so far]
+    for pos, token in enumerate(tokens):
+        if nodes and not open_nodes: raise ProgramError(f"program tokens {tokens[pos:]} left over after a complete program")
         name = token.partition('[')[0]
-        if name not in FUNCTIONS: raise ProgramError(f"token {pos-1} {token!r}: unknown function {name!r}")
-        inputs = tuple(read() for _ in FUNCTIONS[name].inputs)
-        nodes.append(ProgramNode.from_token(token, inputs))
-        return len(nodes) - 1
-    read()
-    if pos != len(tokens): raise ProgramError(f"program tokens {tokens[pos:]} left over after a complete program")
+        if name not in FUNCTIONS: raise ProgramError(f"token {pos} {token!r}: unknown function {name!r}")
+        open_nodes.append([token, len(FUNCTIONS[name].inputs), []])
+        while open_nodes and len(open_nodes[-1][2]) == open_nodes[-1][1]:  # complete: close it, it is its parent's input
+            done, _, inputs = open_nodes.pop()
+            nodes.append(ProgramNode.from_token(done, tuple(inputs)))
+            if open_nodes: open_nodes[-1][2].append(len(nodes) - 1)
+    if open_nodes or not nodes: raise ProgramError(f"program tokens end early: {' '.join(tokens)!r} needs more inputs")
     program = Program(nodes)
     return program.validate() if validate else program
 
 # %% ../nbs/00_clevr.ipynb #8899c2d9
+def program_to_text(program: Program, # any program, well formed or not
+                   ) -> str:
+    "The program for a person: its prefix tokens when it is a tree, else its numbered nodes, e.g. `0:scene 1:union(0,0)`."
+    nodes = program.nodes
+    reads = [j for n in nodes for j in n.inputs]
+    tree = len(reads) == len(set(reads)) and all(0 <= j < i for i, n in enumerate(nodes) for j in n.inputs)
+    if tree: return ' '.join(program_to_tokens(program))
+    return ' '.join(f"{i}:{n.token}" + (f"({','.join(map(str, n.inputs))})" if n.inputs else '') for i, n in enumerate(nodes))
+
 @patch
 def to_tokens(self: Program) -> list: return program_to_tokens(self)
 @patch
-def to_text(self: Program) -> str: return ' '.join(program_to_tokens(self))
+def to_text(self: Program) -> str: return program_to_text(self)
 @patch
 def to_json(self: Program) -> list: return program_to_json(self)
 
@@ -323,16 +353,18 @@ def load_questions(path) -> list:
     return [question_from_json(d, f"{path}, question {i}") for i, d in enumerate(items)]
 
 # %% ../nbs/00_clevr.ipynb #df29a6a3
-def atomic_write_json(obj, path) -> Path:
+def atomic_write_json(obj, # anything `json.dump` writes
+                      path, # the file to write; its folder is created
+                     ) -> Path:
     "Write JSON to `path` through a temporary file and a rename, so a crash never leaves half a file."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:12]}.tmp')  # opened like any new file: mode 0666 less the umask
     try:
-        with os.fdopen(fd, 'w') as f: json.dump(obj, f)
+        with open(tmp, 'x') as f: json.dump(obj, f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        tmp.unlink(missing_ok=True); raise
     return path
 
 # %% ../nbs/00_clevr.ipynb #60d8e741

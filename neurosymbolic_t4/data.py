@@ -72,7 +72,8 @@ def load_rgb(path, # image file
     "An image as RGB (CLEVR's PNGs are RGBA), optionally resized."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"image {path} is missing; regenerate or re-download the dataset (the scenes file lists it)")
-    image = Image.open(path).convert('RGB')
+    try: image = Image.open(path).convert('RGB')
+    except OSError as e: raise ValueError(f"image {path} cannot be read ({e}); regenerate or re-download it") from None
     return image.resize(size, Image.BILINEAR) if size and image.size != tuple(size) else image
 
 # %% ../nbs/07_data.ipynb #8c1375a5

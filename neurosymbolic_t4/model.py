@@ -28,12 +28,23 @@ __all__ = ['CHECKPOINT_KIND', 'image_tensor', 'VQAAnswer', 'explain', 'NeuroSymb
            'soft_scene_from_outputs', 'select_scene', 'answer_loss', 'accuracy_table', 'format_table', 'evaluate_vqa']
 
 # %% ../nbs/11_model.ipynb #ef2ac94e
-def image_tensor(image) -> torch.Tensor:
-    "(3, H, W) floats in [0, 1] from a path, a PIL image, a uint8 array or a tensor."
-    if isinstance(image, torch.Tensor): return image.float() / 255 if image.dtype == torch.uint8 else image
+def image_tensor(image, # a path, a PIL image, an (H, W, 3) array or a (3, H, W) tensor: uint8, or floats in [0, 1]
+                ) -> torch.Tensor:
+    "(3, H, W) floats in [0, 1] from an image in any of these forms; one-line errors for the wrong shape or range."
     if isinstance(image, (str, Path)): image = load_rgb(image)
     if isinstance(image, Image.Image): image = np.asarray(image.convert('RGB'))
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.).permute(2, 0, 1)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image array of shape {image.shape}: give (height, width, 3) RGB (PIL: .convert('RGB'))")
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor): raise TypeError(f"image of type {type(image).__name__}: give a path, a PIL image, an array or a tensor")
+    if image.ndim != 3 or image.shape[0] != 3: raise ValueError(f"image tensor of shape {tuple(image.shape)}: give (3, height, width) RGB")
+    if image.dtype == torch.uint8: return image.float() / 255
+    if not image.is_floating_point(): raise TypeError(f"image of dtype {image.dtype}: give uint8 (0..255) or floats in [0, 1]")
+    lo, hi = float(image.min()), float(image.max())
+    if not 0 <= lo <= hi <= 1:  # also catches NaN
+        raise ValueError(f"float image values span [{lo:.4g}, {hi:.4g}]: give floats in [0, 1] (divide 0..255 by 255) or uint8")
+    return image.float()
 
 # %% ../nbs/11_model.ipynb #1e6079e6
 @dataclass
