@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_clevr.ipynb #7ffaad98
 from __future__ import annotations
-import argparse, inspect, json, os, sys, typing, uuid
+import argparse, inspect, json, numbers, os, sys, typing, uuid
 import numpy as np
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,17 +257,45 @@ class Scene:
 # %% ../nbs/00_clevr.ipynb #797bb370
 _OBJECT_KEYS = ('color', 'shape', 'material', 'size')
 
-def scene_from_json(d: dict, where: str = 'scene') -> Scene:
-    "A `Scene` from one entry of an official scenes file."
-    if 'objects' not in d: raise ValueError(f"{where}: no 'objects' field; a CLEVR scene lists its objects under 'objects'")
+def _triple(o: dict, key: str, where: str) -> tuple:
+    "Field `key` of object JSON `o` as a tuple of 3 numbers (zeros when absent), or a one-line error."
+    v = o.get(key, (0., 0., 0.))
+    if not (isinstance(v, (list, tuple, np.ndarray)) and len(v) == 3 and all(isinstance(x, numbers.Real) for x in v)):
+        raise ValueError(f"{where}: {key} is {v!r}, not 3 numbers; fix the file or regenerate it")
+    return tuple(v)
+
+def _check_relationships(rels, n: int, where: str):
+    "Refuse `relationships` that do not list, for each relation, the related objects of each of the `n` objects."
+    if rels is None: return
+    if not isinstance(rels, dict) or set(RELATIONS) - set(rels):
+        raise ValueError(f"{where}: relationships must map each of {list(RELATIONS)} to a list per object; got "
+                         f"{sorted(rels) if isinstance(rels, dict) else type(rels).__name__}; fix or regenerate the file")
+    for r in RELATIONS:
+        rows = rels[r]
+        if not isinstance(rows, list) or len(rows) != n:
+            raise ValueError(f"{where}: relationships[{r!r}] must list {n} entries (one per object), got {rows!r:.80}")
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or any(not isinstance(j, numbers.Integral) or not 0 <= j < n or j == i for j in row):
+                raise ValueError(f"{where}: relationships[{r!r}][{i}] is {row!r:.80}; it must list other objects' "
+                                 f"indices (0..{n - 1}); fix or regenerate the file")
+
+def scene_from_json(d: dict, # one entry of an official scenes file
+                    where: str = 'scene', # file and entry, for error messages
+                   ) -> Scene:
+    "A `Scene` from one entry of an official scenes file; a one-line error naming the field and value when it is malformed."
+    if not isinstance(d, dict): raise ValueError(f"{where}: a scene is a JSON object, got {type(d).__name__}")
+    if not isinstance(d.get('objects'), list):
+        raise ValueError(f"{where}: no 'objects' list; a CLEVR scene lists its objects under 'objects'")
     objects = []
     for i, o in enumerate(d['objects']):
+        if not isinstance(o, dict): raise ValueError(f"{where}, object {i}: an object is a JSON object, got {o!r:.80}")
         missing = [k for k in _OBJECT_KEYS if k not in o]
         if missing: raise ValueError(f"{where}, object {i}: missing field(s) {missing}")
         for k in _OBJECT_KEYS:
             if o[k] not in ATTRIBUTES[k]: raise ValueError(f"{where}, object {i}: unknown {k} {o[k]!r}; expected one of {list(ATTRIBUTES[k])}")
-        objects.append(SceneObject(o['color'], o['shape'], o['material'], o['size'], tuple(o.get('3d_coords', (0., 0., 0.))),
-                                   tuple(o.get('pixel_coords', (0., 0., 0.))), o.get('rotation', 0.), o.get('probs')))
+        objects.append(SceneObject(o['color'], o['shape'], o['material'], o['size'], _triple(o, '3d_coords', f"{where}, object {i}"),
+                                   _triple(o, 'pixel_coords', f"{where}, object {i}"), o.get('rotation', 0.), o.get('probs')))
+    _check_relationships(d.get('relationships'), len(objects), where)
     return Scene(objects, d.get('image_index', 0), d.get('image_filename', ''), d.get('split', ''),
                  d.get('directions'), d.get('relationships'))
 
@@ -304,7 +332,12 @@ class Question:
 # %% ../nbs/00_clevr.ipynb #f538f929
 def question_from_json(d: dict, where: str = 'question') -> Question:
     "A `Question` from one entry of an official questions file."
-    if 'question' not in d: raise ValueError(f"{where}: no 'question' field (the question text)")
+    if not isinstance(d, dict): raise ValueError(f"{where}: a question is a JSON object, got {type(d).__name__}")
+    if not isinstance(d.get('question'), str): raise ValueError(f"{where}: no 'question' text (got {d.get('question')!r:.80})")
+    if d.get('answer') is not None and d['answer'] not in ANSWERS:
+        raise ValueError(f"{where}: answer {d['answer']!r} is not a CLEVR answer (one of {', '.join(ANSWERS)}); fix the file")
+    if not isinstance(d.get('image_index', 0), numbers.Integral):
+        raise ValueError(f"{where}: image_index {d['image_index']!r} is not an integer; fix the file")
     try: program = program_from_json(d['program']) if d.get('program') else None
     except ProgramError as e: raise ProgramError(f"{where}: {e}") from None
     return Question(d['question'], d.get('image_index', 0), d.get('image_filename', ''), d.get('split', ''),
@@ -422,7 +455,7 @@ def command_parser(func, # the command: keyword parameters with defaults and a `
                    prog: str, # the console script's name
                    choices: dict | None = None, # parameter name -> allowed values
                   ) -> argparse.ArgumentParser:
-    "An argparse parser with one `--kebab-case` flag (alias `--snake_case`) per parameter of `func`."
+    "An argparse parser with one `--kebab-case` flag (alias `--snake_case`) per parameter of `func`, and `--debug`."
     doc = inspect.getdoc(func) or ''
     try: helps = docments(func)
     except (OSError, TypeError): helps = {}
@@ -437,6 +470,7 @@ def command_parser(func, # the command: keyword parameters with defaults and a `
         else: kw.update(type=_flag_type(hints.get(name, str)), metavar=name.upper())
         if choices and name in choices: kw.update(choices=choices[name], metavar='{' + ','.join(map(str, choices[name])) + '}')
         parser.add_argument(*flags, **kw)
+    parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     def error(message): parser.exit(2, f"{prog}: error: {message} (see {prog} --help)\n")
     parser.error = error
     return parser
@@ -447,13 +481,14 @@ def run_command(func, # the command, see `command_parser`
                 argv: Sequence[str] | None = None, # arguments; `sys.argv[1:]` when None
                 choices: dict | None = None, # parameter name -> allowed values
                ):
-    "Parse `argv` into `func`'s parameters and call it; any failure exits non-zero with one line, no traceback."
+    "Parse `argv` into `func`'s parameters and call it; a failure exits non-zero with one line (the traceback with `--debug`)."
     args = vars(command_parser(func, prog, choices).parse_args(sys.argv[1:] if argv is None else list(argv)))
+    debug = args.pop('debug')
     try: func(**args)
     except KeyboardInterrupt: sys.exit(f"{prog}: interrupted")
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int): raise
         sys.exit(f"{prog}: error: {e.code}")
     except Exception as e:
-        if os.environ.get('NST4_DEBUG'): raise
-        sys.exit(f"{prog}: error: {e} ({type(e).__name__}; NST4_DEBUG=1 shows the traceback)")
+        if debug: raise
+        sys.exit(f"{prog}: error: {e} ({type(e).__name__}; --debug shows the traceback)")
