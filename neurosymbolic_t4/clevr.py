@@ -127,7 +127,8 @@ def _check_node(nodes: Sequence[ProgramNode], i: int, types: list) -> str:
 # %% ../nbs/00_clevr.ipynb #38afcd38
 class Program:
     "A CLEVR functional program: nodes in execution order, the last one gives the answer."
-    def __init__(self, nodes: Iterable[ProgramNode]): self.nodes = tuple(nodes)
+    def __init__(self, nodes: Iterable[ProgramNode]): # the nodes in execution order
+        self.nodes = tuple(nodes)
     def __len__(self): return len(self.nodes)
     def __iter__(self): return iter(self.nodes)
     def __getitem__(self, i): return self.nodes[i]
@@ -153,13 +154,16 @@ class Program:
         return FUNCTIONS[self.nodes[-1].function].output
 
 # %% ../nbs/00_clevr.ipynb #52c83acd
-def program_from_json(nodes: Sequence[dict], validate: bool = True) -> Program:
+def program_from_json(nodes: Sequence[dict], # JSON nodes (or a `Program`, returned as it is)
+                      validate: bool = True, # check the program (unread nodes allowed)
+                     ) -> Program:
     "A `Program` from official JSON nodes (released or generator format)."
     if isinstance(nodes, Program): return nodes
     program = Program(_node_from_json(n, f"program node {i}") for i, n in enumerate(nodes))
     return program.validate(allow_unread=True) if validate else program
 
-def program_to_json(program: Program) -> list:
+def program_to_json(program: Program, # the program to write
+                   ) -> list:
     "The program as released-format JSON nodes."
     return [{'inputs': list(n.inputs), 'function': n.function, 'value_inputs': list(n.value_inputs)} for n in program]
 
@@ -266,7 +270,7 @@ def _triple(o: dict, key: str, where: str) -> tuple:
 
 def _check_relationships(rels, n: int, where: str):
     "Refuse `relationships` that do not list, for each relation, the related objects of each of the `n` objects."
-    if rels is None: return
+    if not rels: return  # none recorded (absent or empty)
     if not isinstance(rels, dict) or set(RELATIONS) - set(rels):
         raise ValueError(f"{where}: relationships must map each of {list(RELATIONS)} to a list per object; got "
                          f"{sorted(rels) if isinstance(rels, dict) else type(rels).__name__}; fix or regenerate the file")
@@ -300,7 +304,8 @@ def scene_from_json(d: dict, # one entry of an official scenes file
                  d.get('directions'), d.get('relationships'))
 
 # %% ../nbs/00_clevr.ipynb #3efcbf6c
-def scene_to_json(scene: Scene) -> dict:
+def scene_to_json(scene: Scene, # the scene to write
+                 ) -> dict:
     "The scene as an entry of an official scenes file."
     def obj(o):
         d = {'color': o.color, 'size': o.size, 'rotation': o.rotation, 'shape': o.shape,
@@ -330,7 +335,9 @@ class Question:
     template_filename: str | None = None
 
 # %% ../nbs/00_clevr.ipynb #f538f929
-def question_from_json(d: dict, where: str = 'question') -> Question:
+def question_from_json(d: dict, # one entry of an official questions file
+                       where: str = 'question', # file and entry, for error messages
+                      ) -> Question:
     "A `Question` from one entry of an official questions file."
     if not isinstance(d, dict): raise ValueError(f"{where}: a question is a JSON object, got {type(d).__name__}")
     if not isinstance(d.get('question'), str): raise ValueError(f"{where}: no 'question' text (got {d.get('question')!r:.80})")
@@ -344,7 +351,8 @@ def question_from_json(d: dict, where: str = 'question') -> Question:
                     d.get('question_index', 0), d.get('answer'), program,
                     d.get('question_family_index'), d.get('template_filename'))
 
-def question_to_json(q: Question) -> dict:
+def question_to_json(q: Question, # the question to write
+                    ) -> dict:
     "The question as an entry of an official questions file (absent fields left out)."
     d = {'image_index': q.image_index, 'image_filename': q.image_filename, 'split': q.split,
          'question_index': q.question_index, 'question_family_index': q.question_family_index,
@@ -356,13 +364,22 @@ def question_to_json(q: Question) -> dict:
 def to_json(self: Question) -> dict: return question_to_json(self)
 
 # %% ../nbs/00_clevr.ipynb #0524b049
-def image_filename(split: str, index: int) -> str:
+def image_filename(split: str, # train, val, test, trainA, ...
+                   index: int, # image index within the split
+                  ) -> str:
     "Official image file name, e.g. `CLEVR_val_000003.png`."
     return f"CLEVR_{split}_{index:06d}.png"
 
-def scenes_path(root, split: str) -> Path: return Path(root) / 'scenes' / f'CLEVR_{split}_scenes.json'
-def questions_path(root, split: str) -> Path: return Path(root) / 'questions' / f'CLEVR_{split}_questions.json'
-def image_path(root, split: str, index: int) -> Path: return Path(root) / 'images' / split / image_filename(split, index)
+def scenes_path(root, # dataset root
+                split: str, # train, val, ...
+               ) -> Path: return Path(root) / 'scenes' / f'CLEVR_{split}_scenes.json'
+def questions_path(root, # dataset root
+                   split: str, # train, val, ...
+                  ) -> Path: return Path(root) / 'questions' / f'CLEVR_{split}_questions.json'
+def image_path(root, # dataset root
+               split: str, # train, val, ...
+               index: int, # image index within the split
+              ) -> Path: return Path(root) / 'images' / split / image_filename(split, index)
 
 # %% ../nbs/00_clevr.ipynb #9e2c5569
 def _read_json_list(path, key: str) -> tuple:
@@ -375,12 +392,14 @@ def _read_json_list(path, key: str) -> tuple:
     return data.get('info', {}), data[key]
 
 # %% ../nbs/00_clevr.ipynb #6d152918
-def load_scenes(path) -> list:
+def load_scenes(path, # an official scenes file
+               ) -> list:
     "All scenes of an official `CLEVR_{split}_scenes.json`."
     _, items = _read_json_list(path, 'scenes')
     return [scene_from_json(d, f"{path}, scene {i}") for i, d in enumerate(items)]
 
-def load_questions(path) -> list:
+def load_questions(path, # an official questions file
+                  ) -> list:
     "All questions of an official `CLEVR_{split}_questions.json` (program and answer optional)."
     _, items = _read_json_list(path, 'questions')
     return [question_from_json(d, f"{path}, question {i}") for i, d in enumerate(items)]
@@ -404,11 +423,19 @@ def atomic_write_json(obj, # anything `json.dump` writes
 def _info(split: str, info: dict | None) -> dict:
     return {'split': split, 'license': 'Creative Commons Attribution (CC BY 4.0)', 'version': '1.0', **(info or {})}
 
-def save_scenes(scenes: Sequence[Scene], path, split: str, info: dict | None = None) -> Path:
+def save_scenes(scenes: Sequence[Scene], # the scenes to write
+                path, # the file to write (atomically)
+                split: str, # the split, for the file's `info`
+                info: dict | None = None, # more `info` fields
+               ) -> Path:
     "Write scenes as an official scenes file."
     return atomic_write_json({'info': _info(split, info), 'scenes': [s.to_json() for s in scenes]}, path)
 
-def save_questions(questions: Sequence[Question], path, split: str, info: dict | None = None) -> Path:
+def save_questions(questions: Sequence[Question], # the questions to write
+                   path, # the file to write (atomically)
+                   split: str, # the split, for the file's `info`
+                   info: dict | None = None, # more `info` fields
+                  ) -> Path:
     "Write questions as an official questions file."
     return atomic_write_json({'info': _info(split, info), 'questions': [q.to_json() for q in questions]}, path)
 

@@ -61,7 +61,8 @@ def resolve_dataset(data_root, # a dataset folder, or a folder holding one under
 # %% ../nbs/07_data.ipynb #bfa7cd60
 ATTRIBUTE_NAMES = tuple(ATTRIBUTES)
 
-def attribute_labels(obj: SceneObject) -> list:
+def attribute_labels(obj: SceneObject, # a ground-truth object
+                    ) -> list:
     "An object's attributes as class indices, in `ATTRIBUTE_NAMES` order (color, shape, material, size)."
     return [ATTRIBUTES[a].index(getattr(obj, a)) for a in ATTRIBUTE_NAMES]
 
@@ -114,13 +115,15 @@ class ClevrScenes(Dataset):
         return x, target
 
 # %% ../nbs/07_data.ipynb #722b3345
-def collate_scenes(batch: Sequence) -> tuple:
+def collate_scenes(batch: Sequence, # (image, target) items of `ClevrScenes`
+                  ) -> tuple:
     "Stack images; keep the per-image target dicts as a list (scenes have different numbers of objects)."
     images, targets = zip(*batch)
     return torch.stack(images), list(targets)
 
 # %% ../nbs/07_data.ipynb #606c8741
-def tokenize(text: str) -> list:
+def tokenize(text: str, # a question
+            ) -> list:
     "Lower-cased words and punctuation marks of a question."
     return re.findall(r"[a-z0-9]+|[^\sa-z0-9]", text.lower())
 
@@ -187,7 +190,8 @@ class ClevrQuestions(Dataset):
                 'answer': ANSWERS.index(q.answer) if q.answer is not None else -1, 'image_index': q.image_index, 'index': i}
 
 # %% ../nbs/07_data.ipynb #aae6fe9e
-def collate_questions(batch: Sequence[dict]) -> dict:
+def collate_questions(batch: Sequence[dict], # items of `ClevrQuestions`
+                     ) -> dict:
     "Pad question and program ids (with `<pad>` = 0) into batch tensors; lengths kept for packing."
     return {'question': pad_sequence([b['question'] for b in batch], batch_first=True),
             'question_len': torch.tensor([len(b['question']) for b in batch]),

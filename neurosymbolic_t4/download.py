@@ -37,20 +37,25 @@ class UnsafeArchiveError(ValueError):
     "An archive member that would write outside the target folder, or is a link or device."
 
 # %% ../nbs/06_download.ipynb #248e992f
-def human_bytes(n: int) -> str:
+def human_bytes(n: int, # a number of bytes
+               ) -> str:
     "`n` bytes in binary units, e.g. `17.7 GiB`."
     for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
         if abs(n) < 1024 or unit == 'TiB': return f"{n:.0f} {unit}" if unit == 'B' else f"{n:.1f} {unit}"
         n /= 1024
 
-def free_bytes(path) -> int:
+def free_bytes(path, # a file or folder, existing or not
+              ) -> int:
     "Free bytes on the file system holding `path` (or its nearest existing parent)."
     path = Path(path).absolute()
     while not path.exists(): path = path.parent
     return shutil.disk_usage(path).free
 
 # %% ../nbs/06_download.ipynb #43fb0150
-def check_disk(path, needed: int, what: str):
+def check_disk(path, # where the bytes will be written
+               needed: int, # bytes about to be written
+               what: str, # what is written, for the message
+              ):
     "Raise `NotEnoughDiskError` unless `needed` bytes are free where `path` lives."
     free = free_bytes(path)
     if needed > free:
@@ -70,7 +75,12 @@ def _check_hashers(hashers: dict, path, fix: str):
                                 f"published one. {fix}")
 
 # %% ../nbs/06_download.ipynb #72501ff4
-def check_integrity(path, *, sha256: str | None = None, md5: str | None = None, chunk: int = 1 << 20) -> Path:
+def check_integrity(path, # the file to check
+                    *,
+                    sha256: str | None = None, # expected sha256 hex digest
+                    md5: str | None = None, # expected md5 hex digest
+                    chunk: int = 1 << 20, # bytes read at a time
+                   ) -> Path:
     "Raise `ChecksumError` unless the file at `path` has the given sha256 / md5."
     hashers = _hashers(sha256, md5)
     if hashers:
@@ -99,7 +109,12 @@ def _raise_for_status(r: requests.Response, url: str):
                             f"check the URL, or point --mirror / NST4_MIRROR at a copy, or pass the file with --archive")
 
 # %% ../nbs/06_download.ipynb #96bbfc7a
-def with_retries(fn, *, retries: int = 5, backoff: float = 1.0, what: str = 'download'):
+def with_retries(fn, # called with no arguments
+                 *,
+                 retries: int = 5, # further attempts after a transient failure
+                 backoff: float = 1.0, # first pause in seconds; doubles each time
+                 what: str = 'download', # what is tried, for the message
+                ):
     "Call `fn()`; on a transient failure wait `backoff * 2**attempt` seconds and call it again, `retries` times at most."
     for attempt in range(retries + 1):
         try: return fn()
@@ -114,7 +129,8 @@ CHUNK = 1 << 20
 
 def _url_filename(url: str) -> str: return PurePosixPath(urlsplit(url).path).name
 
-def make_session(pool: int = 16) -> requests.Session:
+def make_session(pool: int = 16, # connections kept open per host
+                ) -> requests.Session:
     "A `requests.Session` with a connection pool of `pool` and our User-Agent."
     s = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=pool, pool_maxsize=pool)
@@ -223,7 +239,9 @@ def download_url(url: str,  # where the file is
     return path
 
 # %% ../nbs/06_download.ipynb #8fef578a
-def safe_member_path(name: str, to_path) -> Path:
+def safe_member_path(name: str, # an archive member's name
+                     to_path, # the folder being extracted into
+                    ) -> Path:
     "Where member `name` goes under `to_path`; raise `UnsafeArchiveError` if it would land anywhere else."
     clean = name.replace('\\', '/')
     parts = PurePosixPath(clean).parts
@@ -408,12 +426,18 @@ DATASETS = {d.name: d for d in [
 ]}
 
 # %% ../nbs/06_download.ipynb #0ffea797
-def resolve_url(url: str, mirror: str | None = None) -> str:
+def resolve_url(url: str, # the official URL
+                mirror: str | None = None, # base URL of a flat mirror (default: $NST4_MIRROR)
+               ) -> str:
     "`url`, or its file name under `mirror` (default: the `NST4_MIRROR` environment variable)."
     mirror = mirror or os.environ.get('NST4_MIRROR')
     return f"{mirror.rstrip('/')}/{_url_filename(url)}" if mirror else url
 
-def local_archive(resource: Resource, data_root, archive=None, verify: bool = True) -> Path | None:
+def local_archive(resource: Resource, # the file wanted
+                  data_root, # the folder holding all datasets
+                  archive=None, # a file or folder the user gave (--archive)
+                  verify: bool = True, # check the published checksum
+                 ) -> Path | None:
     "An archive for `resource` already on disk under its official name, in `archive` (a file or a folder) or `data_root`; checksum verified."
     if archive is None: found = Path(data_root) / resource.filename
     else:
@@ -536,7 +560,10 @@ def build_clevr_mini(source: str,  # URL of CLEVR_v1.0.zip (read over Range) or 
                      n_val: int = 1_000,  # first val images to keep
                      *, workers: int = 8,  # parallel Range requests for images
                      sha256: str | None = CLEVR_ZIP.sha256,  # of the whole zip, checked if it must be downloaded whole
-                     retries: int = 5, backoff: float = 1.0, timeout: float = 30., progress: bool = True,
+                     retries: int = 5,  # further attempts after a transient failure
+                     backoff: float = 1.0,  # first pause between attempts, in seconds; doubles each time
+                     timeout: float = 30.,  # seconds to wait for the server to connect or send more
+                     progress: bool = True,  # show tqdm progress bars
                     ) -> dict:
     "Write CLEVR mini in the official layout, fetching only the zip members it needs; return a report with the bytes transferred."
     data_root = Path(data_root); dest = data_root / 'CLEVR_mini'
@@ -578,7 +605,10 @@ def download_dataset(name: str,  # a key of `DATASETS`
                      remove_archive: bool = False,  # delete downloaded archives after extracting them
                      mini_train: int = 10_000,  # clevr_mini only: train images to keep
                      mini_val: int = 1_000,  # clevr_mini only: val images to keep
-                     retries: int = 5, backoff: float = 1.0, timeout: float = 30., progress: bool = True,
+                     retries: int = 5,  # further attempts after a transient failure
+                     backoff: float = 1.0,  # first pause between attempts, in seconds; doubles each time
+                     timeout: float = 30.,  # seconds to wait for the server to connect or send more
+                     progress: bool = True,  # show tqdm progress bars
                     ) -> Path:
     "Download and extract dataset `name` into `data_root` in the layout the loaders expect; return its folder."
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")

@@ -68,7 +68,8 @@ class Camera:
         return replace(self, location=tuple(v + rng.uniform(-amount, amount) for v in self.location))
 
 # %% ../nbs/05_synthetic.ipynb #f0141097
-def camera_directions(camera: Camera = Camera()) -> dict:
+def camera_directions(camera: Camera = Camera(), # the camera whose axes give the directions
+                     ) -> dict:
     "CLEVR's `directions`: the camera's view and left axes projected onto the ground plane, plus up and down."
     def flat(v): v = np.array([v[0], v[1], 0.]); return (v / np.linalg.norm(v)).tolist()
     axes = camera.axes
@@ -127,7 +128,8 @@ def sample_objects(rng: random.Random, # source of randomness
 
 # %% ../nbs/05_synthetic.ipynb #c86665e7
 def sample_scene(rng: random.Random, # source of randomness; the scene is a function of its state
-                 width: int = 480, height: int = 320, # image size, for `pixel_coords`
+                 width: int = 480, # image width, for `pixel_coords`
+                 height: int = 320, # image height
                  cogent: str | None = None, # CoGenT condition 'A' or 'B', or None for plain CLEVR
                  camera_jitter: float = 0.5, # largest camera offset along each axis
                  camera: Camera = Camera(), # the un-jittered camera
@@ -420,7 +422,8 @@ def _draw(obj: SceneObject, # the object to draw
 # %% ../nbs/05_synthetic.ipynb #6f4a86ff
 def render_scene(scene: Scene, # objects with `coords`, `rotation` and attributes
                  camera: Camera, # the camera that sees it (as returned by `sample_scene`)
-                 width: int = 480, height: int = 320, # image size in pixels
+                 width: int = 480, # image width in pixels
+                 height: int = 320, # image height in pixels
                  supersample: int = 2, # rays per pixel along each axis at object edges, for antialiasing
                  min_visible: float = 0, # give up (image None) as soon as an object shows fewer pixels than this
                  look: Look = Look(), # lighting and materials
@@ -445,13 +448,16 @@ def render_scene(scene: Scene, # objects with `coords`, `rotation` and attribute
     return image, visible
 
 # %% ../nbs/05_synthetic.ipynb #d361b2da
-def min_visible_pixels(width: int, height: int) -> float:
+def min_visible_pixels(width: int, # image width in pixels
+                       height: int, # image height in pixels
+                      ) -> float:
     "CLEVR's 200-pixel visibility threshold at 480x320, scaled to `width` x `height`."
     return 200 * width * height / (480 * 320)
 
 # %% ../nbs/05_synthetic.ipynb #70675a5b
 def synthesize(rng: random.Random, # source of randomness
-               width: int = 480, height: int = 320, # image size
+               width: int = 480, # image width in pixels
+               height: int = 320, # image height in pixels
                cogent: str | None = None, # CoGenT condition 'A' or 'B', or None
                supersample: int = 2, # rays per pixel along each axis
                look_jitter: float = 0, # how far each image's `Look` varies (0: the default look; 1: `sample_look`'s full range)
@@ -526,7 +532,8 @@ def _blender_command(blender: str, job: Path) -> list:
 
 # %% ../nbs/05_synthetic.ipynb #8cabb323
 def render_blender(items: list, # images to render, from `blender_item`
-                   width: int = 480, height: int = 320, # image size
+                   width: int = 480, # image width in pixels
+                   height: int = 320, # image height in pixels
                    samples: int = 64, # Cycles samples per pixel
                    assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
                    blender: str = 'blender', # the Blender program
@@ -557,7 +564,8 @@ def render_blender(items: list, # images to render, from `blender_item`
 # %% ../nbs/05_synthetic.ipynb #67478f67
 def render_scene_blender(scene: Scene, # objects with `coords`, `rotation` and attributes
                          camera: Camera, # the camera that sees it
-                         width: int = 480, height: int = 320, # image size
+                         width: int = 480, # image width in pixels
+                         height: int = 320, # image height in pixels
                          samples: int = 64, # Cycles samples per pixel
                          lights: dict | None = None, # light offsets from `light_jitter`; none when None
                          assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
@@ -569,7 +577,11 @@ def render_scene_blender(scene: Scene, # objects with `coords`, `rotation` and a
         return np.asarray(Image.open(png).convert('RGB'))
 
 # %% ../nbs/05_synthetic.ipynb #5fa72f26
-def image_rng(seed: int, split: str, index: int, stream: str = 'scene') -> random.Random:
+def image_rng(seed: int, # the dataset's seed
+              split: str, # the split the image is in
+              index: int, # its index in the split
+              stream: str = 'scene', # 'scene', 'questions' or 'lights'
+             ) -> random.Random:
     "The random generator of one image (`stream` 'scene' or 'questions'), a function of its identity only."
     return random.Random(f"nst4/{seed}/{split}/{index}/{stream}")
 
@@ -712,10 +724,12 @@ def _run_jobs(step, jobs: list, workers: int, progress: dict) -> list:
 
 # %% ../nbs/05_synthetic.ipynb #cc917cd2
 def generate_dataset(out, # dataset root: images/, scenes/, questions/ are written under it
-                     train: int = 1000, val: int = 200, # images per split
+                     train: int = 1000, # train images
+                     val: int = 200, # val images
                      questions_per_image: int = 10, # questions generated for each image (0: none)
                      seed: int = 0, # the dataset is a function of the seed and the settings
-                     width: int = 480, height: int = 320, # image size
+                     width: int = 480, # image width in pixels
+                     height: int = 320, # image height in pixels
                      cogent: str | None = None, # CoGenT condition 'A' or 'B': splits become trainA/valA (or B)
                      workers: int | None = None, # processes; all cores when None
                      look_jitter: float = 1., # how far lighting and materials vary per image (see `sample_look`; 0: one)
