@@ -18,8 +18,8 @@ from . import blender_worker
 __all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'GENERATOR_MARKER', 'Camera', 'camera_directions', 'sample_objects',
            'sample_scene', 'Look', 'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize',
            'BlenderSetupError', 'find_blender_assets', 'find_blender', 'light_jitter', 'blender_item', 'render_blender',
-           'render_scene_blender', 'image_rng', 'png_bytes', 'made_by_generator', 'generate_dataset', 'generate_main',
-           'generate_cli']
+           'render_scene_blender', 'image_rng', 'png_bytes', 'made_by_generator', 'GenerateConfig', 'generate_dataset',
+           'generate_main', 'generate_cli']
 
 # %% ../nbs/05_synthetic.ipynb #a03b3b9f
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
@@ -698,20 +698,46 @@ def _needs_assembly(root: Path, split: str, n: int, config: dict) -> bool:
 
 
 # %% ../nbs/05_synthetic.ipynb #a164f251
-def _check_settings(train: int, val: int, questions_per_image: int, width: int, height: int, cogent: str | None,
-                    workers: int | None, look_jitter: float, renderer: str, samples: int):
-    "Refuse settings that cannot make a dataset, with one line naming the flag, its value and what is allowed."
-    if cogent not in (None, 'A', 'B'):
-        raise ValueError(f"cogent={cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
-    for name, v in (('train', train), ('val', val), ('questions-per-image', questions_per_image)):
-        if v < 0: raise ValueError(f"--{name} {v}: give a count of 0 or more")
-    for name, v in (('width', width), ('height', height)):
-        if not 16 <= v <= 4096: raise ValueError(f"--{name} {v}: images are 16 to 4096 pixels a side (CLEVR's: 480x320)")
-    if workers is not None and workers < 1: raise ValueError(f"--workers {workers}: give 1 or more (or leave it out)")
-    if not look_jitter >= 0: raise ValueError(f"--look-jitter {look_jitter}: give 0 (one look) or more")
-    if renderer not in ('fast', 'blender'): raise ValueError(f"renderer={renderer!r}: the renderers are 'fast' and 'blender'")
-    if renderer == 'blender' and samples < 1: raise ValueError(f"samples={samples}: Cycles needs at least 1 sample per pixel")
+@dataclass(frozen=True)
+class GenerateConfig:
+    "What a synthetic dataset is made of: its images are a function of these settings and nothing else."
+    train: int = 1000  # train images
+    val: int = 200  # val images
+    questions_per_image: int = 10  # questions per image (0: scenes and images only)
+    seed: int = 0  # every image's random streams start from it (see `image_rng`)
+    width: int = 480  # image width in pixels
+    height: int = 320  # image height in pixels
+    cogent: str | None = None  # CoGenT condition 'A' or 'B' (splits trainA/valA or trainB/valB); None: plain CLEVR
+    look_jitter: float = 1.  # how far lighting and materials vary per image (see `sample_look`; 0: one look)
+    renderer: str = 'fast'  # 'fast' (numpy) or 'blender' (Cycles with CLEVR's assets)
+    samples: int = 64  # Cycles samples per pixel (Blender only)
 
+    def __post_init__(self):
+        "Refuse settings that cannot make a dataset, with one line naming the flag, its value and what is allowed."
+        if self.cogent not in (None, 'A', 'B'):
+            raise ValueError(f"cogent={self.cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
+        for name, v in (('train', self.train), ('val', self.val), ('questions-per-image', self.questions_per_image)):
+            if v < 0: raise ValueError(f"--{name} {v}: give a count of 0 or more")
+        for name, v in (('width', self.width), ('height', self.height)):
+            if not 16 <= v <= 4096: raise ValueError(f"--{name} {v}: images are 16 to 4096 pixels a side (CLEVR's: 480x320)")
+        if not self.look_jitter >= 0: raise ValueError(f"--look-jitter {self.look_jitter}: give 0 (one look) or more")
+        if self.renderer not in ('fast', 'blender'):
+            raise ValueError(f"renderer={self.renderer!r}: the renderers are 'fast' and 'blender'")
+        if self.renderer == 'blender' and self.samples < 1:
+            raise ValueError(f"samples={self.samples}: Cycles needs at least 1 sample per pixel")
+
+    @property
+    def splits(self) -> dict:
+        "Split name -> number of images."
+        return {f'train{self.cogent or ""}': self.train, f'val{self.cogent or ""}': self.val}
+
+    def recorded(self) -> dict:
+        "The settings each split records, which a resumed run must match (the image counts may change)."
+        kept = {'seed': self.seed, 'width': self.width, 'height': self.height, 'cogent': self.cogent,
+                'questions_per_image': self.questions_per_image, 'look_jitter': self.look_jitter}
+        return {**kept, 'renderer': 'blender', 'samples': self.samples} if self.renderer == 'blender' else kept
+
+# %% ../nbs/05_synthetic.ipynb #d0233be7
 def _ignore_interrupts(): signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 def _run_jobs(step, jobs: list, workers: int, progress: dict) -> list:
@@ -720,7 +746,6 @@ def _run_jobs(step, jobs: list, workers: int, progress: dict) -> list:
     # workers ignore Ctrl-C; the pool's exit terminates them, whatever ends the loop
     with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
         return list(tqdm(pool.imap(step, jobs, chunksize=8), **progress))
-
 
 # %% ../nbs/05_synthetic.ipynb #cc917cd2
 def generate_dataset(out, # dataset root: images/, scenes/, questions/ are written under it
@@ -738,16 +763,13 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
                      blender_assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
                      force: bool = False, # write into a folder that holds files the generator did not make
                     ) -> Path:
-    "Generate (or resume) a synthetic CLEVR dataset in the official CLEVR_v1.0 layout; returns its root."
+    "Generate (or resume) a synthetic CLEVR dataset (see `GenerateConfig`) in the official CLEVR_v1.0 layout; returns its root."
     root = Path(out)
-    _check_settings(train, val, questions_per_image, width, height, cogent, workers, look_jitter, renderer, samples)
-    config = {'seed': seed, 'width': width, 'height': height, 'cogent': cogent, 'questions_per_image': questions_per_image,
-              'look_jitter': look_jitter}
-    if renderer == 'blender':
-        assets, _ = find_blender_assets(blender_assets), find_blender()  # before any work
-        config = {**config, 'renderer': 'blender', 'samples': samples}
+    settings = GenerateConfig(train, val, questions_per_image, seed, width, height, cogent, look_jitter, renderer, samples)
+    if workers is not None and workers < 1: raise ValueError(f"--workers {workers}: give 1 or more (or leave it out)")
+    if renderer == 'blender': assets, _ = find_blender_assets(blender_assets), find_blender()  # before any work
     _claim_folder(root, force)
-    splits = {f'train{cogent or ""}': train, f'val{cogent or ""}': val}
+    config, splits = settings.recorded(), settings.splits
     for split in splits: _check_config(root, split, config)
     jobs = [(root, split, i, config) for split, n in splits.items() for i in range(n)]
     desc = f'synthetic CLEVR -> {root}' if renderer == 'fast' else f'laying out scenes for {root}'
