@@ -172,7 +172,8 @@ def _check_inputs(nodes: Sequence[ProgramNode]):
     "Raise `ProgramError` when a node reads itself or a later node (possible in an unvalidated program)."
     for i, n in enumerate(nodes):
         if any(not 0 <= j < i for j in n.inputs):
-            raise ProgramError(f"program node {i} ({n.token}) reads nodes {list(n.inputs)}; inputs must be earlier nodes")
+            raise ProgramError(f"program node {i} ({n.token}) reads nodes {list(n.inputs)}; "
+                               f"inputs must be earlier nodes")
 
 def program_to_tokens(program: Program, # a well-formed program
                       max_tokens: int = 10_000, # refuse programs that unfold to more tokens (reused nodes repeat)
@@ -184,8 +185,8 @@ def program_to_tokens(program: Program, # a well-formed program
     sizes = []  # tokens of each node's unfolded subtree, counted in linear time
     for n in nodes: sizes.append(1 + sum(sizes[j] for j in n.inputs))
     if sizes[-1] > max_tokens:
-        raise ProgramError(f"the program unfolds to {sizes[-1]:,} prefix tokens (it reads some nodes more than once), more "
-                           f"than {max_tokens:,}; write it as JSON nodes (to_json) or numbered nodes (to_text) instead")
+        raise ProgramError(f"the program unfolds to {sizes[-1]:,} prefix tokens (it reads some nodes more than once), "
+                           f"more than {max_tokens:,}; write it as JSON nodes (to_json) or numbered nodes (to_text) instead")
     tokens, todo = [], [len(nodes) - 1]
     while todo:
         i = todo.pop()
@@ -201,11 +202,12 @@ def program_from_tokens(tokens: str | Sequence[str], # prefix-notation tokens, a
     tokens = tokens.split() if isinstance(tokens, str) else list(tokens)
     nodes, open_nodes = [], []  # open_nodes: [token, inputs it takes, node ids of the inputs read so far]
     for pos, token in enumerate(tokens):
-        if nodes and not open_nodes: raise ProgramError(f"program tokens {tokens[pos:]} left over after a complete program")
+        if nodes and not open_nodes:
+            raise ProgramError(f"program tokens {tokens[pos:]} left over after a complete program")
         name = token.partition('[')[0]
         if name not in FUNCTIONS: raise ProgramError(f"token {pos} {token!r}: unknown function {name!r}")
         open_nodes.append([token, len(FUNCTIONS[name].inputs), []])
-        while open_nodes and len(open_nodes[-1][2]) == open_nodes[-1][1]:  # complete: close it, it is its parent's input
+        while open_nodes and len(open_nodes[-1][2]) == open_nodes[-1][1]:  # complete: close it; it is its parent's input
             done, _, inputs = open_nodes.pop()
             nodes.append(ProgramNode.from_token(done, tuple(inputs)))
             if open_nodes: open_nodes[-1][2].append(len(nodes) - 1)
@@ -216,12 +218,13 @@ def program_from_tokens(tokens: str | Sequence[str], # prefix-notation tokens, a
 # %% ../nbs/00_clevr.ipynb #8899c2d9
 def program_to_text(program: Program, # any program, well formed or not
                    ) -> str:
-    "The program for a person: its prefix tokens when it is a tree, else its numbered nodes, e.g. `0:scene 1:union(0,0)`."
+    "The program for a person: prefix tokens when it is a tree, else numbered nodes, e.g. `0:scene 1:union(0,0)`."
     nodes = program.nodes
     reads = [j for n in nodes for j in n.inputs]
     tree = len(reads) == len(set(reads)) and all(0 <= j < i for i, n in enumerate(nodes) for j in n.inputs)
     if tree: return ' '.join(program_to_tokens(program))
-    return ' '.join(f"{i}:{n.token}" + (f"({','.join(map(str, n.inputs))})" if n.inputs else '') for i, n in enumerate(nodes))
+    def numbered(i, n): return f"{i}:{n.token}" + (f"({','.join(map(str, n.inputs))})" if n.inputs else '')
+    return ' '.join(numbered(i, n) for i, n in enumerate(nodes))
 
 @patch
 def to_tokens(self: Program) -> list: return program_to_tokens(self)
@@ -273,20 +276,21 @@ def _check_relationships(rels, n: int, where: str):
     if not rels: return  # none recorded (absent or empty)
     if not isinstance(rels, dict) or set(RELATIONS) - set(rels):
         raise ValueError(f"{where}: relationships must map each of {list(RELATIONS)} to a list per object; got "
-                         f"{sorted(rels) if isinstance(rels, dict) else type(rels).__name__}; fix or regenerate the file")
+                         f"{sorted(rels) if isinstance(rels, dict) else type(rels).__name__}; fix the file")
     for r in RELATIONS:
         rows = rels[r]
         if not isinstance(rows, list) or len(rows) != n:
             raise ValueError(f"{where}: relationships[{r!r}] must list {n} entries (one per object), got {rows!r:.80}")
         for i, row in enumerate(rows):
-            if not isinstance(row, list) or any(not isinstance(j, numbers.Integral) or not 0 <= j < n or j == i for j in row):
+            if not isinstance(row, list) or any(not isinstance(j, numbers.Integral) or j == i or not 0 <= j < n
+                                               for j in row):
                 raise ValueError(f"{where}: relationships[{r!r}][{i}] is {row!r:.80}; it must list other objects' "
                                  f"indices (0..{n - 1}); fix or regenerate the file")
 
 def scene_from_json(d: dict, # one entry of an official scenes file
                     where: str = 'scene', # file and entry, for error messages
                    ) -> Scene:
-    "A `Scene` from one entry of an official scenes file; a one-line error naming the field and value when it is malformed."
+    "A `Scene` from one entry of an official scenes file; a one-line error naming field and value when it is malformed."
     if not isinstance(d, dict): raise ValueError(f"{where}: a scene is a JSON object, got {type(d).__name__}")
     if not isinstance(d.get('objects'), list):
         raise ValueError(f"{where}: no 'objects' list; a CLEVR scene lists its objects under 'objects'")
@@ -297,8 +301,9 @@ def scene_from_json(d: dict, # one entry of an official scenes file
         if missing: raise ValueError(f"{where}, object {i}: missing field(s) {missing}")
         for k in _OBJECT_KEYS:
             if o[k] not in ATTRIBUTES[k]: raise ValueError(f"{where}, object {i}: unknown {k} {o[k]!r}; expected one of {list(ATTRIBUTES[k])}")
-        objects.append(SceneObject(o['color'], o['shape'], o['material'], o['size'], _triple(o, '3d_coords', f"{where}, object {i}"),
-                                   _triple(o, 'pixel_coords', f"{where}, object {i}"), o.get('rotation', 0.), o.get('probs')))
+        at = f"{where}, object {i}"
+        objects.append(SceneObject(o['color'], o['shape'], o['material'], o['size'], _triple(o, '3d_coords', at),
+                                   _triple(o, 'pixel_coords', at), o.get('rotation', 0.), o.get('probs')))
     _check_relationships(d.get('relationships'), len(objects), where)
     return Scene(objects, d.get('image_index', 0), d.get('image_filename', ''), d.get('split', ''),
                  d.get('directions'), d.get('relationships'))
@@ -340,9 +345,11 @@ def question_from_json(d: dict, # one entry of an official questions file
                       ) -> Question:
     "A `Question` from one entry of an official questions file."
     if not isinstance(d, dict): raise ValueError(f"{where}: a question is a JSON object, got {type(d).__name__}")
-    if not isinstance(d.get('question'), str): raise ValueError(f"{where}: no 'question' text (got {d.get('question')!r:.80})")
+    if not isinstance(d.get('question'), str):
+        raise ValueError(f"{where}: no 'question' text (got {d.get('question')!r:.80})")
     if d.get('answer') is not None and d['answer'] not in ANSWERS:
-        raise ValueError(f"{where}: answer {d['answer']!r} is not a CLEVR answer (one of {', '.join(ANSWERS)}); fix the file")
+        raise ValueError(f"{where}: answer {d['answer']!r} is not a CLEVR answer (one of {', '.join(ANSWERS)}); "
+                         f"fix the file")
     if not isinstance(d.get('image_index', 0), numbers.Integral):
         raise ValueError(f"{where}: image_index {d['image_index']!r} is not an integer; fix the file")
     try: program = program_from_json(d['program']) if d.get('program') else None
@@ -411,7 +418,7 @@ def atomic_write_json(obj, # anything `json.dump` writes
     "Write JSON to `path` through a temporary file and a rename, so a crash never leaves half a file."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:12]}.tmp')  # opened like any new file: mode 0666 less the umask
+    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:12]}.tmp')  # opened as any new file: 0666 less the umask
     try:
         with open(tmp, 'x') as f: json.dump(obj, f)
         os.replace(tmp, path)
@@ -508,7 +515,7 @@ def run_command(func, # the command, see `command_parser`
                 argv: Sequence[str] | None = None, # arguments; `sys.argv[1:]` when None
                 choices: dict | None = None, # parameter name -> allowed values
                ):
-    "Parse `argv` into `func`'s parameters and call it; a failure exits non-zero with one line (the traceback with `--debug`)."
+    "Parse `argv` into `func`'s parameters and call it; a failure exits non-zero with one line (a traceback: `--debug`)."
     args = vars(command_parser(func, prog, choices).parse_args(sys.argv[1:] if argv is None else list(argv)))
     debug = args.pop('debug')
     try: func(**args)

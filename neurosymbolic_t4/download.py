@@ -225,7 +225,7 @@ def download_url(url: str,  # where the file is
     "Download `url` into `root`, resuming an interrupted `.part`, verifying checksums; return the finished file's path."
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     path = root / (filename or _url_filename(url))
-    if path.exists(): return check_integrity(path, sha256=sha256, md5=md5)  # a file already there must be the one asked for
+    if path.exists(): return check_integrity(path, sha256=sha256, md5=md5)  # a file already there must be the right one
     part = path.with_name(path.name + '.part')
     hashers = _hashers(sha256, md5)
     fetch = partial(_fetch_part, url, part, hashers=hashers, size=size, timeout=timeout, progress=progress,
@@ -438,14 +438,15 @@ def local_archive(resource: Resource, # the file wanted
                   archive=None, # a file or folder the user gave (--archive)
                   verify: bool = True, # check the published checksum
                  ) -> Path | None:
-    "An archive for `resource` already on disk under its official name, in `archive` (a file or a folder) or `data_root`; checksum verified."
+    "An archive for `resource` on disk under its official name, in `archive` (a file or folder) or `data_root`; verified."
     if archive is None: found = Path(data_root) / resource.filename
     else:
         archive = Path(archive)
         found = archive / resource.filename if archive.is_dir() else archive
         if found.name != resource.filename: return None
     if not found.exists(): return None
-    return check_integrity(found, sha256=resource.sha256, md5=None if resource.sha256 else resource.md5) if verify else found
+    if not verify: return found
+    return check_integrity(found, sha256=resource.sha256, md5=None if resource.sha256 else resource.md5)
 
 # %% ../nbs/06_download.ipynb #fa627c8b
 class ByteCounter:

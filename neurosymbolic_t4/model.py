@@ -37,13 +37,17 @@ def image_tensor(image, # a path, a PIL image, an (H, W, 3) array or a (3, H, W)
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image array of shape {image.shape}: give (height, width, 3) RGB (PIL: .convert('RGB'))")
         image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    if not isinstance(image, torch.Tensor): raise TypeError(f"image of type {type(image).__name__}: give a path, a PIL image, an array or a tensor")
-    if image.ndim != 3 or image.shape[0] != 3: raise ValueError(f"image tensor of shape {tuple(image.shape)}: give (3, height, width) RGB")
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image of type {type(image).__name__}: give a path, a PIL image, an array or a tensor")
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image tensor of shape {tuple(image.shape)}: give (3, height, width) RGB")
     if image.dtype == torch.uint8: return image.float() / 255
-    if not image.is_floating_point(): raise TypeError(f"image of dtype {image.dtype}: give uint8 (0..255) or floats in [0, 1]")
+    if not image.is_floating_point():
+        raise TypeError(f"image of dtype {image.dtype}: give uint8 (0..255) or floats in [0, 1]")
     lo, hi = float(image.min()), float(image.max())
     if not 0 <= lo <= hi <= 1:  # also catches NaN
-        raise ValueError(f"float image values span [{lo:.4g}, {hi:.4g}]: give floats in [0, 1] (divide 0..255 by 255) or uint8")
+        raise ValueError(f"float image values span [{lo:.4g}, {hi:.4g}]: give floats in [0, 1] (divide 0..255 by 255) "
+                         f"or uint8")
     return image.float()
 
 # %% ../nbs/11_model.ipynb #1e6079e6

@@ -14,7 +14,8 @@ from torch.utils.data import ConcatDataset, Dataset
 from .clevr import *
 from .executor import load_split
 from .data import *
-from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset, made_by_generator
+from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset
+from .synthetic import made_by_generator
 from .perception import *
 from .parser import *
 from .model import *

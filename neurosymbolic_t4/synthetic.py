@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_synthetic.ipynb #c62c8213
 from __future__ import annotations
-import collections, functools, json, math, multiprocessing, os, random, shutil, signal, struct, subprocess, sys, tempfile, zlib
+import collections, functools, json, math, multiprocessing, os, random, shutil, signal, struct, subprocess, sys
+import tempfile, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -670,8 +671,8 @@ def _claim_folder(root: Path, force: bool):
     if root.exists() and not root.is_dir(): raise NotADirectoryError(f"--out {root} is a file; give a folder")
     foreign = sorted(root.iterdir()) if root.exists() and not made_by_generator(root) else []
     if foreign and not force:
-        raise FileExistsError(f"{root} holds files the synthetic generator did not make (e.g. {foreign[0].name}), which "
-                              f"it could overwrite; give a new or empty folder (or nst4_generate --force to write there)")
+        raise FileExistsError(f"{root} holds files the synthetic generator did not make (e.g. {foreign[0].name}), "
+                              f"which it could overwrite; give a new or empty folder (or nst4_generate --force)")
     if not (root / GENERATOR_MARKER).exists():
         atomic_write_json({'generator': 'neurosymbolic_t4.synthetic'}, root / GENERATOR_MARKER)
 
@@ -719,7 +720,8 @@ class GenerateConfig:
         for name, v in (('train', self.train), ('val', self.val), ('questions-per-image', self.questions_per_image)):
             if v < 0: raise ValueError(f"--{name} {v}: give a count of 0 or more")
         for name, v in (('width', self.width), ('height', self.height)):
-            if not 16 <= v <= 4096: raise ValueError(f"--{name} {v}: images are 16 to 4096 pixels a side (CLEVR's: 480x320)")
+            if not 16 <= v <= 4096:
+                raise ValueError(f"--{name} {v}: images are 16 to 4096 pixels a side (CLEVR's: 480x320)")
         if not self.look_jitter >= 0: raise ValueError(f"--look-jitter {self.look_jitter}: give 0 (one look) or more")
         if self.renderer not in ('fast', 'blender'):
             raise ValueError(f"renderer={self.renderer!r}: the renderers are 'fast' and 'blender'")
@@ -757,15 +759,16 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
                      height: int = 320, # image height in pixels
                      cogent: str | None = None, # CoGenT condition 'A' or 'B': splits become trainA/valA (or B)
                      workers: int | None = None, # processes; all cores when None
-                     look_jitter: float = 1., # how far lighting and materials vary per image (see `sample_look`; 0: one)
+                     look_jitter: float = 1., # how far lighting and materials vary per image (see `sample_look`)
                      renderer: str = 'fast', # 'fast' (numpy) or 'blender' (Cycles with CLEVR's assets)
                      samples: int = 64, # Cycles samples per pixel (Blender only)
                      blender_assets=None, # CLEVR's Blender assets (see `find_blender_assets`)
                      force: bool = False, # write into a folder that holds files the generator did not make
                     ) -> Path:
-    "Generate (or resume) a synthetic CLEVR dataset (see `GenerateConfig`) in the official CLEVR_v1.0 layout; returns its root."
+    "Generate (or resume) a synthetic CLEVR dataset (see `GenerateConfig`) in the official layout; return its root."
     root = Path(out)
-    settings = GenerateConfig(train, val, questions_per_image, seed, width, height, cogent, look_jitter, renderer, samples)
+    settings = GenerateConfig(train, val, questions_per_image, seed, width, height, cogent, look_jitter, renderer,
+                              samples)
     if workers is not None and workers < 1: raise ValueError(f"--workers {workers}: give 1 or more (or leave it out)")
     if renderer == 'blender': assets, _ = find_blender_assets(blender_assets), find_blender()  # before any work
     _claim_folder(root, force)
@@ -800,7 +803,7 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles with CLEVR's assets, seconds per image)
                   samples: int = 64, # Cycles samples per pixel (--renderer blender)
                   blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else ../shared/clevr_blender)
-                  force: bool = False, # write into a folder holding files the generator did not make (they may be overwritten)
+                  force: bool = False, # write into a folder holding files the generator did not make
                  ) -> Path:
     "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
