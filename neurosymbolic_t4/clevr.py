@@ -111,7 +111,8 @@ def _check_node(nodes: Sequence[ProgramNode], i: int, types: list) -> str:
     "Validate node `i` against `FUNCTIONS` and earlier nodes; return its output type."
     node, where = nodes[i], f"program node {i} ({nodes[i].token})"
     spec = FUNCTIONS.get(node.function)
-    if spec is None: raise ProgramError(f"{where}: unknown function {node.function!r}; expected one of {sorted(FUNCTIONS)}")
+    if spec is None:
+        raise ProgramError(f"{where}: unknown function {node.function!r}; expected one of {sorted(FUNCTIONS)}")
     if len(node.inputs) != len(spec.inputs):
         raise ProgramError(f"{where}: {node.function} takes {len(spec.inputs)} input(s), got {len(node.inputs)}")
     for j, want in zip(node.inputs, spec.inputs):
@@ -119,9 +120,11 @@ def _check_node(nodes: Sequence[ProgramNode], i: int, types: list) -> str:
         got = types[j]
         if got != want: raise ProgramError(f"{where}: input {j} gives {got}, but {node.function} needs {want}")
     if len(node.value_inputs) != (spec.value_type is not None):
-        raise ProgramError(f"{where}: {node.function} takes {int(spec.value_type is not None)} value input(s), got {list(node.value_inputs)}")
+        raise ProgramError(f"{where}: {node.function} takes {int(spec.value_type is not None)} value input(s), "
+                           f"got {list(node.value_inputs)}")
     if spec.value_type and node.value_inputs[0] not in spec.values:
-        raise ProgramError(f"{where}: unknown {spec.value_type} {node.value_inputs[0]!r}; expected one of {list(spec.values)}")
+        raise ProgramError(f"{where}: unknown {spec.value_type} {node.value_inputs[0]!r}; "
+                           f"expected one of {list(spec.values)}")
     return spec.output
 
 # %% ../nbs/00_clevr.ipynb #38afcd38
@@ -145,7 +148,8 @@ class Program:
         for i in range(len(self.nodes)): types.append(_check_node(self.nodes, i, types))
         used = {j for n in self.nodes for j in n.inputs}
         dangling = [i for i in range(len(self.nodes) - 1) if i not in used]
-        if dangling and not allow_unread: raise ProgramError(f"program nodes {dangling} are never used; only the last node may be unread")
+        if dangling and not allow_unread:
+            raise ProgramError(f"program nodes {dangling} are never used; only the last node may be unread")
         return self
 
     @property
@@ -186,7 +190,7 @@ def program_to_tokens(program: Program, # a well-formed program
     for n in nodes: sizes.append(1 + sum(sizes[j] for j in n.inputs))
     if sizes[-1] > max_tokens:
         raise ProgramError(f"the program unfolds to {sizes[-1]:,} prefix tokens (it reads some nodes more than once), "
-                           f"more than {max_tokens:,}; write it as JSON nodes (to_json) or numbered nodes (to_text) instead")
+                           f"more than {max_tokens:,}; write it as JSON nodes (to_json) or numbered nodes (to_text)")
     tokens, todo = [], [len(nodes) - 1]
     while todo:
         i = todo.pop()
@@ -207,7 +211,7 @@ def program_from_tokens(tokens: str | Sequence[str], # prefix-notation tokens, a
         name = token.partition('[')[0]
         if name not in FUNCTIONS: raise ProgramError(f"token {pos} {token!r}: unknown function {name!r}")
         open_nodes.append([token, len(FUNCTIONS[name].inputs), []])
-        while open_nodes and len(open_nodes[-1][2]) == open_nodes[-1][1]:  # complete: close it; it is its parent's input
+        while open_nodes and len(open_nodes[-1][2]) == open_nodes[-1][1]:  # complete: it is its parent's input
             done, _, inputs = open_nodes.pop()
             nodes.append(ProgramNode.from_token(done, tuple(inputs)))
             if open_nodes: open_nodes[-1][2].append(len(nodes) - 1)
@@ -300,7 +304,8 @@ def scene_from_json(d: dict, # one entry of an official scenes file
         missing = [k for k in _OBJECT_KEYS if k not in o]
         if missing: raise ValueError(f"{where}, object {i}: missing field(s) {missing}")
         for k in _OBJECT_KEYS:
-            if o[k] not in ATTRIBUTES[k]: raise ValueError(f"{where}, object {i}: unknown {k} {o[k]!r}; expected one of {list(ATTRIBUTES[k])}")
+            if o[k] not in ATTRIBUTES[k]:
+                raise ValueError(f"{where}, object {i}: unknown {k} {o[k]!r}; expected one of {list(ATTRIBUTES[k])}")
         at = f"{where}, object {i}"
         objects.append(SceneObject(o['color'], o['shape'], o['material'], o['size'], _triple(o, '3d_coords', at),
                                    _triple(o, 'pixel_coords', at), o.get('rotation', 0.), o.get('probs')))
@@ -392,9 +397,12 @@ def image_path(root, # dataset root
 def _read_json_list(path, key: str) -> tuple:
     "The `info` and the `key` list of an official JSON file, with clear errors."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; expected the official CLEVR layout (scenes/, questions/, images/) under the dataset root")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; expected the official CLEVR layout (scenes/, questions/, "
+                                f"images/) under the dataset root")
     try: data = json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}); re-download or regenerate it") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); re-download or regenerate it") from None
     if key not in data: raise ValueError(f"{path}: no {key!r} field; is this a CLEVR {key} file?")
     return data.get('info', {}), data[key]
 
@@ -457,9 +465,11 @@ def find_real_clevr() -> Path | None:
     return None
 
 # %% ../nbs/00_clevr.ipynb #74ed3ce1
-CLEVR_DIRECTIONS = {'right': [0.6563112735748291, 0.7544902563095093, 0.], 'behind': [-0.754490315914154, 0.6563112735748291, 0.],
+CLEVR_DIRECTIONS = {'right': [0.6563112735748291, 0.7544902563095093, 0.],
+                    'behind': [-0.754490315914154, 0.6563112735748291, 0.],
                     'above': [0., 0., 1.], 'below': [0., 0., -1.],
-                    'left': [-0.6563112735748291, -0.7544902563095093, 0.], 'front': [0.754490315914154, -0.6563112735748291, 0.]}
+                    'left': [-0.6563112735748291, -0.7544902563095093, 0.],
+                    'front': [0.754490315914154, -0.6563112735748291, 0.]}
 
 # %% ../nbs/00_clevr.ipynb #16d0da27
 def compute_relationships(coords: Sequence, # 3D coordinates (x, y, z) of each object
@@ -502,7 +512,8 @@ def command_parser(func, # the command: keyword parameters with defaults and a `
         if p.default is inspect.Parameter.empty: kw.update(required=True); kw.pop('default')
         if hints.get(name) is bool: kw['action'] = argparse.BooleanOptionalAction
         else: kw.update(type=_flag_type(hints.get(name, str)), metavar=name.upper())
-        if choices and name in choices: kw.update(choices=choices[name], metavar='{' + ','.join(map(str, choices[name])) + '}')
+        if choices and name in choices:
+            kw.update(choices=choices[name], metavar='{' + ','.join(map(str, choices[name])) + '}')
         parser.add_argument(*flags, **kw)
     parser.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     def error(message): parser.exit(2, f"{prog}: error: {message} (see {prog} --help)\n")
@@ -515,7 +526,7 @@ def run_command(func, # the command, see `command_parser`
                 argv: Sequence[str] | None = None, # arguments; `sys.argv[1:]` when None
                 choices: dict | None = None, # parameter name -> allowed values
                ):
-    "Parse `argv` into `func`'s parameters and call it; a failure exits non-zero with one line (a traceback: `--debug`)."
+    "Parse `argv` into `func`'s parameters and call it; a failure exits non-zero with one line (`--debug`: traceback)."
     args = vars(command_parser(func, prog, choices).parse_args(sys.argv[1:] if argv is None else list(argv)))
     debug = args.pop('debug')
     try: func(**args)

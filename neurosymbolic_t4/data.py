@@ -72,7 +72,9 @@ def load_rgb(path, # image file
             ) -> Image.Image:
     "An image as RGB (CLEVR's PNGs are RGBA), optionally resized."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"image {path} is missing; regenerate or re-download the dataset (the scenes file lists it)")
+    if not path.exists():
+        raise FileNotFoundError(f"image {path} is missing; regenerate or re-download the dataset "
+                                f"(the scenes file lists it)")
     try: image = Image.open(path).convert('RGB')
     except OSError as e: raise ValueError(f"image {path} cannot be read ({e}); regenerate or re-download it") from None
     return image.resize(size, Image.BILINEAR) if size and image.size != tuple(size) else image
@@ -91,7 +93,9 @@ class ClevrScenes(Dataset):
         keep = set(indices) if indices is not None else None
         self.scenes = [s for s in scenes if keep is None or s.image_index in keep]
         for s in self.scenes:
-            if not s.objects: raise ValueError(f"{scenes_path(root, split)}: scene {s.image_index} has no objects; every CLEVR scene has 3 to 10")
+            if not s.objects:
+                raise ValueError(f"{scenes_path(root, split)}: scene {s.image_index} has no objects; "
+                                 f"a CLEVR scene has 3 to 10")
 
     def __len__(self): return len(self.scenes)
 
@@ -108,7 +112,8 @@ class ClevrScenes(Dataset):
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.).permute(2, 0, 1)
         if self.transform is not None: x = self.transform(x)
         target = {'labels': torch.tensor([attribute_labels(o) for o in scene.objects]),
-                  'pixels': torch.tensor(np.array([o.pixel_coords[:2] for o in scene.objects]) * scale, dtype=torch.float32),
+                  'pixels': torch.tensor(np.array([o.pixel_coords[:2] for o in scene.objects]) * scale,
+                                          dtype=torch.float32),
                   'depth': torch.tensor([o.pixel_coords[2] for o in scene.objects], dtype=torch.float32),
                   'coords': torch.tensor([o.coords for o in scene.objects], dtype=torch.float32),
                   'image_index': scene.image_index}
@@ -186,8 +191,10 @@ class ClevrQuestions(Dataset):
     def __getitem__(self, i):
         q = self.questions[i]
         program = PROGRAM_VOCAB.encode(q.program.to_tokens(), bos_eos=True) if q.program is not None else []
-        return {'question': torch.tensor(self.vocab.encode(tokenize(q.question))), 'program': torch.tensor(program, dtype=torch.long),
-                'answer': ANSWERS.index(q.answer) if q.answer is not None else -1, 'image_index': q.image_index, 'index': i}
+        return {'question': torch.tensor(self.vocab.encode(tokenize(q.question))),
+                'program': torch.tensor(program, dtype=torch.long),
+                'answer': ANSWERS.index(q.answer) if q.answer is not None else -1,
+                'image_index': q.image_index, 'index': i}
 
 # %% ../nbs/07_data.ipynb #aae6fe9e
 def collate_questions(batch: Sequence[dict], # items of `ClevrQuestions`
@@ -197,4 +204,5 @@ def collate_questions(batch: Sequence[dict], # items of `ClevrQuestions`
             'question_len': torch.tensor([len(b['question']) for b in batch]),
             'program': pad_sequence([b['program'] for b in batch], batch_first=True),
             'answer': torch.tensor([b['answer'] for b in batch]),
-            'image_index': torch.tensor([b['image_index'] for b in batch]), 'index': torch.tensor([b['index'] for b in batch])}
+            'image_index': torch.tensor([b['image_index'] for b in batch]),
+            'index': torch.tensor([b['index'] for b in batch])}
