@@ -182,7 +182,8 @@ def _expected_total(r: requests.Response, start: int, size: int | None, url: str
     "The file's full size from the response (or the registry), refusing a file of the wrong size."
     total = start + int(r.headers['Content-Length']) if 'Content-Length' in r.headers else size
     if size and total and total != size:
-        raise DownloadError(f"{url} is {total:,} bytes but the registry expects {size:,}; this is not the published file (check --mirror)")
+        raise DownloadError(f"{url} is {total:,} bytes but the registry expects {size:,}; this is not the published "
+                            "file (check --mirror)")
     return total
 
 # %% ../nbs/06_download.ipynb #b391e410
@@ -192,7 +193,9 @@ def _fetch_part(url: str, part: Path, *, hashers: dict, size: int | None, timeou
     validator = part.with_name(part.name + '.etag')
     have, headers = _resume_headers(part, validator)
     with session.get(url, headers=headers, stream=True, timeout=timeout) as r:
-        if r.status_code == 416: part.unlink(); raise _Transient(f"{part.name}: kept part no longer fits the file; restarting")
+        if r.status_code == 416:
+            part.unlink()
+            raise _Transient(f"{part.name}: kept part no longer fits the file; restarting")
         _raise_for_status(r, url)
         start = _start_offset(r, have)
         total = _expected_total(r, start, size, url)
@@ -262,7 +265,9 @@ def _zip_members(zf: zipfile.ZipFile, to_path) -> list:
     members = []
     for info in zf.infolist():
         kind = _SPECIAL.get(stat.S_IFMT(info.external_attr >> 16)) if info.create_system == 3 else None
-        if kind: raise UnsafeArchiveError(f"archive member {info.filename!r} is {kind}; refusing the archive. Nothing was extracted")
+        if kind:
+            raise UnsafeArchiveError(f"archive member {info.filename!r} is {kind}; refusing the archive. Nothing was "
+                                     "extracted")
         members.append((info, safe_member_path(info.filename, to_path), info.file_size))
     return members
 
@@ -271,7 +276,8 @@ def _tar_members(tf: tarfile.TarFile, to_path) -> list:
     members = []
     for m in tf.getmembers():
         kind = ('a symlink' if m.issym() else 'a hard link' if m.islnk() else None if m.isfile() or m.isdir() else 'a device or FIFO')
-        if kind: raise UnsafeArchiveError(f"archive member {m.name!r} is {kind}; refusing the archive. Nothing was extracted")
+        if kind:
+            raise UnsafeArchiveError(f"archive member {m.name!r} is {kind}; refusing the archive. Nothing was extracted")
         members.append((m, safe_member_path(m.name, to_path), m.size))
     return members
 
@@ -293,7 +299,8 @@ def _open_archive(path: Path):
     if tarfile.is_tarfile(path):
         tf = tarfile.open(path)
         return tf, _tar_members, tf.extractfile
-    raise DownloadError(f"{path} is neither a zip nor a tar archive (is the download incomplete? delete it and run again)")
+    raise DownloadError(f"{path} is neither a zip nor a tar archive (is the download incomplete? delete it and run "
+                        "again)")
 
 # %% ../nbs/06_download.ipynb #6b9b26a9
 def extract_archive(from_path,  # a .zip, .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz file
@@ -335,11 +342,13 @@ class _JsonStream:
         while True:
             while self.pos < len(self.buf) and self.buf[self.pos] in ' \t\r\n': self.pos += 1
             if self.pos < len(self.buf): return self.buf[self.pos]
-            if not self.more(): raise ValueError(f"{self.where}: JSON ends early; the file is truncated, download it again")
+            if not self.more():
+                raise ValueError(f"{self.where}: JSON ends early; the file is truncated, download it again")
 
     def expect(self, chars: str) -> str:
         c = self.peek()
-        if c not in chars: raise ValueError(f"{self.where}: expected one of {chars!r} at character {self.pos}, found {c!r}")
+        if c not in chars:
+            raise ValueError(f"{self.where}: expected one of {chars!r} at character {self.pos}, found {c!r}")
         self.pos += 1
         return c
 
@@ -406,8 +415,10 @@ _VQA = 'https://s3.amazonaws.com/cvmlp/vqa/mscoco/vqa/'
 _GQA = 'https://downloads.cs.stanford.edu/nlp/data/gqa/'
 
 DATASETS = {d.name: d for d in [
-    DatasetInfo('clevr', 'CLEVR_v1.0', (CLEVR_ZIP,), 'CLEVR v1.0: 70k/15k/15k train/val/test images, scenes, 865k questions'),
-    DatasetInfo('clevr_mini', 'CLEVR_mini', (CLEVR_ZIP,), 'the first 10,000 train and 1,000 val CLEVR images, their scenes and all their questions'),
+    DatasetInfo('clevr', 'CLEVR_v1.0', (CLEVR_ZIP,), 'CLEVR v1.0: 70k/15k/15k train/val/test images, scenes, 865k '
+                                                     'questions'),
+    DatasetInfo('clevr_mini', 'CLEVR_mini', (CLEVR_ZIP,), 'the first 10,000 train and 1,000 val CLEVR images, their '
+                                                          'scenes and all their questions'),
     DatasetInfo('clevr_cogent', 'CLEVR_CoGenT_v1.0',
                 (Resource('https://dl.fbaipublicfiles.com/clevr/CLEVR_CoGenT_v1.0.zip', md5='9e4a361ab939a4899e6d2ac14a5ee434'),),
                 'CLEVR CoGenT: conditions A and B (trainA, valA, valB, testA, testB)'),
@@ -474,16 +485,20 @@ class _CountingFetcher(RemoteFetcher):
 def _remote(fn, *args):
     "Call `fn(*args)`, turning remotezip's and the transport's I/O failures into retryable ones."
     try: return fn(*args)
-    except (RemoteIOError, Urllib3Error, requests.RequestException, zlib.error) as e: raise _Transient(f"{type(e).__name__}: {e}") from e
+    except (RemoteIOError, Urllib3Error, requests.RequestException, zlib.error) as e:
+        raise _Transient(f"{type(e).__name__}: {e}") from e
 
 def _member_data(data: bytes, info: zipfile.ZipInfo) -> bytes:
     "Uncompressed contents of a zip member from the raw bytes starting at its local header."
-    if data[:4] != b'PK\x03\x04': raise _Transient(f"{info.filename}: no local zip header at offset {info.header_offset}")
+    if data[:4] != b'PK\x03\x04':
+        raise _Transient(f"{info.filename}: no local zip header at offset {info.header_offset}")
     name_len, extra_len = struct.unpack('<HH', data[26:30])
     raw = data[30 + name_len + extra_len:][:info.compress_size]
     if info.compress_type == zipfile.ZIP_STORED: out = raw
     elif info.compress_type == zipfile.ZIP_DEFLATED: out = zlib.decompress(raw, -15)
-    else: raise DownloadError(f"{info.filename}: zip compression method {info.compress_type} is not supported (only stored and deflated)")
+    else:
+        raise DownloadError(f"{info.filename}: zip compression method {info.compress_type} is not supported (only "
+                            "stored and deflated)")
     if zlib.crc32(out) != info.CRC: raise _Transient(f"{info.filename}: CRC mismatch after transfer")
     return out
 
@@ -501,7 +516,9 @@ def _split_images(names: list, split: str, n: int) -> list:
     "The first `n` image members of `split`, in index order."
     prefix = f'CLEVR_v1.0/images/{split}/'
     found = sorted(x for x in names if x.startswith(prefix) and x.endswith('.png'))
-    if len(found) < n: raise DownloadError(f"the CLEVR zip has {len(found)} {split} images under {prefix}, fewer than the {n} asked for")
+    if len(found) < n:
+        raise DownloadError(f"the CLEVR zip has {len(found)} {split} images under {prefix}, fewer than the {n} asked "
+                            "for")
     return found[:n]
 
 def _filtered_json(zf: zipfile.ZipFile, member: str, key: str, images: set) -> dict:
@@ -547,7 +564,8 @@ def _open_clevr_zip(source: str, data_root: Path, counter: ByteCounter, *, sha25
     "The CLEVR zip as (ZipFile, url or None): remote over Range when possible, else downloaded whole, or local."
     if not source.startswith(('http://', 'https://')): return zipfile.ZipFile(source), None
     opener = partial(RemoteZip, source, session=make_session(), fetcher=partial(_CountingFetcher, counter=counter), timeout=timeout)
-    try: return with_retries(lambda: _remote(opener), retries=retries, backoff=backoff, what=f"reading the zip directory of {source}"), source
+    what = f"reading the zip directory of {source}"
+    try: return with_retries(lambda: _remote(opener), retries=retries, backoff=backoff, what=what), source
     except RangeNotSupported as e:
         print(f"{source}: the server does not answer Range requests ({e}); downloading the whole zip instead")
     path = download_url(source, data_root, sha256=sha256, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
@@ -616,7 +634,8 @@ def download_dataset(name: str,  # a key of `DATASETS`
     info, data_root = DATASETS[name], Path(data_root)
     names = {r.filename for r in info.resources}
     if archive is not None and Path(archive).is_file() and Path(archive).name not in names:
-        raise ValueError(f"--archive {archive}: {name} needs a file named {' or '.join(sorted(names))} (the official name), or a folder holding them")
+        raise ValueError(f"--archive {archive}: {name} needs a file named {' or '.join(sorted(names))} (the official "
+                         "name), or a folder holding them")
     dest = data_root / info.folder
     if (dest / MARKER).exists(): return dest
     kw = dict(retries=retries, backoff=backoff, timeout=timeout, progress=progress)
@@ -647,9 +666,11 @@ def download_main(dataset: str = 'clevr_mini', # dataset to fetch (a key of `DAT
                  ):
     "Download datasets into DATA_ROOT in the layout the loaders expect.\n\nExample: nst4_download --dataset clevr_mini --data-root DIR"
     if archive is not None and not Path(archive).exists():
-        raise FileNotFoundError(f"--archive {archive}: no such file or folder; give an archive you have, or leave --archive out to download")
+        raise FileNotFoundError(f"--archive {archive}: no such file or folder; give an archive you have, or leave "
+                                "--archive out to download")
     if dataset == 'all' and archive is not None and not Path(archive).is_dir():
-        raise SystemExit(f"--archive {archive}: with --dataset all, give a folder holding the archives under their official names")
+        raise SystemExit(f"--archive {archive}: with --dataset all, give a folder holding the archives under their "
+                         "official names")
     for name in (sorted(DATASETS) if dataset == 'all' else [dataset]):
         path = download_dataset(name, data_root, mirror=mirror, archive=archive, remove_archive=remove_archive,
                                 mini_train=mini_train, mini_val=mini_val, retries=retries)

@@ -82,7 +82,8 @@ def camera_directions(camera: Camera = Camera(), # the camera whose axes give th
 def _shape_color(rng: random.Random, cogent: str | None) -> tuple:
     "A random (shape, color) pair, obeying CoGenT condition `cogent` ('A', 'B' or None)."
     if cogent is None: return rng.choice(SHAPES), rng.choice(COLORS)
-    if cogent not in COGENT_COLORS: raise ValueError(f"cogent={cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
+    if cogent not in COGENT_COLORS:
+        raise ValueError(f"cogent={cogent!r}: CoGenT conditions are 'A' and 'B' (or None for plain CLEVR)")
     shape = rng.choice(SHAPES)
     return shape, rng.choice(COGENT_COLORS[cogent][shape])
 
@@ -559,7 +560,8 @@ def render_blender(items: list, # images to render, from `blender_item`
                 proc.kill()
                 raise
     if proc.returncode != 0 or len(results) != len(items):
-        raise RuntimeError(f"Blender stopped (exit status {proc.returncode}) after {len(results)} of {len(items)} images; its last output:\n" + '\n'.join(tail))
+        raise RuntimeError(f"Blender stopped (exit status {proc.returncode}) after {len(results)} of {len(items)} "
+                           "images; its last output:\n" + '\n'.join(tail))
     return results
 
 # %% ../nbs/05_synthetic.ipynb #67478f67
