@@ -60,7 +60,8 @@ def check_disk(path, # where the bytes will be written
     free = free_bytes(path)
     if needed > free:
         raise NotEnoughDiskError(f"{what} needs {needed:,} bytes ({human_bytes(needed)}) in {Path(path).absolute()}, "
-                                 f"but only {free:,} bytes ({human_bytes(free)}) are free; free some space or choose another --data-root")
+                                 f"but only {free:,} bytes ({human_bytes(free)}) are free; "
+                                 f"free some space or choose another --data-root")
 
 # %% ../nbs/06_download.ipynb #564ffcc0
 def _hashers(sha256: str | None, md5: str | None) -> dict:
@@ -97,16 +98,19 @@ class _Transient(Exception):
     def __init__(self, message: str, wait: float = 0.): super().__init__(message); self.wait = wait
 
 RETRY_STATUS = (408, 425, 429, 500, 502, 503, 504)
-_TRANSIENT = (_Transient, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, Urllib3Error)
+_TRANSIENT = (_Transient, requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+              Urllib3Error)
 
 def _raise_for_status(r: requests.Response, url: str):
     "Turn an HTTP error into `_Transient` (retry) or `DownloadError` (give up)."
     if r.status_code in RETRY_STATUS:
         after = r.headers.get('Retry-After', '')
-        raise _Transient(f"HTTP {r.status_code} {r.reason} from {url}", min(float(after), 300.) if after.isdigit() else 0.)
+        wait = min(float(after), 300.) if after.isdigit() else 0.
+        raise _Transient(f"HTTP {r.status_code} {r.reason} from {url}", wait)
     if r.status_code >= 400:
-        raise DownloadError(f"HTTP {r.status_code} {r.reason} for {url}: the server refuses this file, so retrying will not help; "
-                            f"check the URL, or point --mirror / NST4_MIRROR at a copy, or pass the file with --archive")
+        raise DownloadError(f"HTTP {r.status_code} {r.reason} for {url}: the server refuses this file, so retrying "
+                            f"will not help; check the URL, or point --mirror / NST4_MIRROR at a copy, or pass the "
+                            f"file with --archive")
 
 # %% ../nbs/06_download.ipynb #96bbfc7a
 def with_retries(fn, # called with no arguments
@@ -115,7 +119,7 @@ def with_retries(fn, # called with no arguments
                  backoff: float = 1.0, # first pause in seconds; doubles each time
                  what: str = 'download', # what is tried, for the message
                 ):
-    "Call `fn()`; on a transient failure wait `backoff * 2**attempt` seconds and call it again, `retries` times at most."
+    "Call `fn()`; on a transient failure wait `backoff * 2**attempt` seconds and call it again, `retries` times."
     for attempt in range(retries + 1):
         try: return fn()
         except _TRANSIENT as e:
@@ -275,9 +279,11 @@ def _tar_members(tf: tarfile.TarFile, to_path) -> list:
     "(member, target, size) for each tar member, after refusing unsafe ones."
     members = []
     for m in tf.getmembers():
-        kind = ('a symlink' if m.issym() else 'a hard link' if m.islnk() else None if m.isfile() or m.isdir() else 'a device or FIFO')
+        kind = ('a symlink' if m.issym() else 'a hard link' if m.islnk() else None if m.isfile() or m.isdir()
+                else 'a device or FIFO')
         if kind:
-            raise UnsafeArchiveError(f"archive member {m.name!r} is {kind}; refusing the archive. Nothing was extracted")
+            raise UnsafeArchiveError(f"archive member {m.name!r} is {kind}; refusing the archive. "
+                                     f"Nothing was extracted")
         members.append((m, safe_member_path(m.name, to_path), m.size))
     return members
 
@@ -409,7 +415,8 @@ class DatasetInfo:
 
 # %% ../nbs/06_download.ipynb #94ba0244
 CLEVR_ZIP = Resource('https://dl.fbaipublicfiles.com/clevr/CLEVR_v1.0.zip', 19_021_600_724,
-                     '5cd61cf1096ed20944df93c9adb31e74d189b8459a94f54ba00090e5c59936d1', 'b11922020e72d0cd9154779b2d3d07d2')
+                     '5cd61cf1096ed20944df93c9adb31e74d189b8459a94f54ba00090e5c59936d1',
+                     'b11922020e72d0cd9154779b2d3d07d2')
 MARKER = '.nst4_complete.json'  # written in a dataset's folder once it is complete
 _VQA = 'https://s3.amazonaws.com/cvmlp/vqa/mscoco/vqa/'
 _GQA = 'https://downloads.cs.stanford.edu/nlp/data/gqa/'
@@ -420,7 +427,8 @@ DATASETS = {d.name: d for d in [
     DatasetInfo('clevr_mini', 'CLEVR_mini', (CLEVR_ZIP,), 'the first 10,000 train and 1,000 val CLEVR images, their '
                                                           'scenes and all their questions'),
     DatasetInfo('clevr_cogent', 'CLEVR_CoGenT_v1.0',
-                (Resource('https://dl.fbaipublicfiles.com/clevr/CLEVR_CoGenT_v1.0.zip', md5='9e4a361ab939a4899e6d2ac14a5ee434'),),
+                (Resource('https://dl.fbaipublicfiles.com/clevr/CLEVR_CoGenT_v1.0.zip',
+                          md5='9e4a361ab939a4899e6d2ac14a5ee434'),),
                 'CLEVR CoGenT: conditions A and B (trainA, valA, valB, testA, testB)'),
     DatasetInfo('vqa_v2', 'VQA_v2', tuple(
         [Resource(f'{_VQA}v2_{kind}_{split}_mscoco.zip', extract_to=f'VQA_v2/{kind.lower()}')
@@ -449,7 +457,7 @@ def local_archive(resource: Resource, # the file wanted
                   archive=None, # a file or folder the user gave (--archive)
                   verify: bool = True, # check the published checksum
                  ) -> Path | None:
-    "An archive for `resource` on disk under its official name, in `archive` (a file or folder) or `data_root`; verified."
+    "An archive for `resource` under its official name in `archive` (a file or folder) or `data_root`; verified."
     if archive is None: found = Path(data_root) / resource.filename
     else:
         archive = Path(archive)
@@ -502,9 +510,11 @@ def _member_data(data: bytes, info: zipfile.ZipInfo) -> bytes:
     if zlib.crc32(out) != info.CRC: raise _Transient(f"{info.filename}: CRC mismatch after transfer")
     return out
 
-def _fetch_member(session: requests.Session, url: str, info: zipfile.ZipInfo, end: int, counter: ByteCounter, timeout: float) -> bytes:
+def _fetch_member(session: requests.Session, url: str, info: zipfile.ZipInfo, end: int, counter: ByteCounter,
+                  timeout: float) -> bytes:
     "One member of the remote zip at `url`, by a single `Range` request for bytes header_offset..end-1."
-    with session.get(url, headers={'Range': f'bytes={info.header_offset}-{end - 1}'}, timeout=timeout, stream=True) as r:
+    span = {'Range': f'bytes={info.header_offset}-{end - 1}'}
+    with session.get(url, headers=span, timeout=timeout, stream=True) as r:
         _raise_for_status(r, url)
         if r.status_code != 206: raise DownloadError(f"{url} ignored a Range request while fetching {info.filename}")
         data = r.content
@@ -550,25 +560,30 @@ def _copy_images(zf: zipfile.ZipFile, infos: list, dest: Path, *, url: str | Non
     def one(info):
         target = dest / 'images' / PurePosixPath(info.filename).parent.name / PurePosixPath(info.filename).name
         if target.exists() and target.stat().st_size == info.file_size: return
-        if url: data = with_retries(lambda: _fetch_member(session, url, info, end_of[info.header_offset], counter, timeout),
+        if url: data = with_retries(lambda: _fetch_member(session, url, info, end_of[info.header_offset], counter,
+                                                         timeout),
                                     retries=retries, backoff=backoff, what=f"fetching {info.filename}")
         else: data = zf.read(info)
         _write_member(target, data)
-    for split in {PurePosixPath(i.filename).parent.name for i in infos}: (dest / 'images' / split).mkdir(parents=True, exist_ok=True)
+    for split in {PurePosixPath(i.filename).parent.name for i in infos}:
+        (dest / 'images' / split).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(workers if url else 1) as pool:
-        list(tqdm(pool.map(one, infos), total=len(infos), desc='CLEVR mini images', unit='img', disable=not progress, leave=False))
+        list(tqdm(pool.map(one, infos), total=len(infos), desc='CLEVR mini images', unit='img', disable=not progress,
+                  leave=False))
 
 # %% ../nbs/06_download.ipynb #909bfba2
 def _open_clevr_zip(source: str, data_root: Path, counter: ByteCounter, *, sha256: str | None, retries: int,
                     backoff: float, timeout: float, progress: bool) -> tuple:
     "The CLEVR zip as (ZipFile, url or None): remote over Range when possible, else downloaded whole, or local."
     if not source.startswith(('http://', 'https://')): return zipfile.ZipFile(source), None
-    opener = partial(RemoteZip, source, session=make_session(), fetcher=partial(_CountingFetcher, counter=counter), timeout=timeout)
+    opener = partial(RemoteZip, source, session=make_session(), fetcher=partial(_CountingFetcher, counter=counter),
+                     timeout=timeout)
     what = f"reading the zip directory of {source}"
     try: return with_retries(lambda: _remote(opener), retries=retries, backoff=backoff, what=what), source
     except RangeNotSupported as e:
         print(f"{source}: the server does not answer Range requests ({e}); downloading the whole zip instead")
-    path = download_url(source, data_root, sha256=sha256, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+    path = download_url(source, data_root, sha256=sha256, retries=retries, backoff=backoff, timeout=timeout,
+                        progress=progress)
     counter.add(path.stat().st_size)
     return zipfile.ZipFile(path), None
 
@@ -584,7 +599,7 @@ def build_clevr_mini(source: str,  # URL of CLEVR_v1.0.zip (read over Range) or 
                      timeout: float = 30.,  # seconds to wait for the server to connect or send more
                      progress: bool = True,  # show tqdm progress bars
                     ) -> dict:
-    "Write CLEVR mini in the official layout, fetching only the zip members it needs; return a report with the bytes transferred."
+    "Write CLEVR mini in the official layout, fetching only the zip members it needs; return a report (bytes moved)."
     data_root = Path(data_root); dest = data_root / 'CLEVR_mini'
     counter = ByteCounter()
     zf, url = _open_clevr_zip(str(source), data_root, counter, sha256=sha256, retries=retries, backoff=backoff,
@@ -597,8 +612,10 @@ def build_clevr_mini(source: str,  # URL of CLEVR_v1.0.zip (read over Range) or 
         for split, members in chosen.items():
             images = {PurePosixPath(m).name for m in members}
             for kind in ('scenes', 'questions'):
-                counts[f'{split}_{kind}'] = _write_filtered_json(zf, f'CLEVR_v1.0/{kind}/CLEVR_{split}_{kind}.json', kind, images,
-                                                                 dest / kind / f'CLEVR_{split}_{kind}.json', retries=retries, backoff=backoff)
+                name = f'CLEVR_{split}_{kind}.json'
+                member, target = f'CLEVR_v1.0/{kind}/{name}', dest / kind / name
+                counts[f'{split}_{kind}'] = _write_filtered_json(zf, member, kind, images, target, retries=retries,
+                                                                 backoff=backoff)
         _copy_images(zf, [zf.getinfo(m) for v in chosen.values() for m in v], dest, url=url, counter=counter,
                      workers=workers, retries=retries, backoff=backoff, timeout=timeout, progress=progress)
         zip_size = zf.size() if url else Path(zf.filename).stat().st_size
@@ -648,7 +665,8 @@ def download_dataset(name: str,  # a key of `DATASETS`
     check_disk(data_root, sum(r.size or 0 for r in missing), f"the {name} archives")
     for res in todo:
         path = _fetch_resource(res, data_root, mirror=mirror, archive=archive, **kw)
-        extract_archive(path, data_root / res.extract_to, remove_finished=remove_archive and path.parent == data_root, progress=progress)
+        extract_archive(path, data_root / res.extract_to, remove_finished=remove_archive and path.parent == data_root,
+                        progress=progress)
         dest.mkdir(parents=True, exist_ok=True)
         (dest / f'.nst4_{res.filename}.done').touch()
     atomic_write_json({'dataset': name, 'archives': [r.filename for r in info.resources]}, dest / MARKER)
