@@ -26,8 +26,10 @@ __all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'GENERATOR_MARKER', 'Cam
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
              'brown': (129, 74, 25), 'purple': (129, 38, 192), 'cyan': (41, 208, 208), 'yellow': (255, 238, 51)}
 SIZE_RADIUS = {'large': 0.7, 'small': 0.35}
-COGENT_COLORS = {'A': {'cube': ('gray', 'blue', 'brown', 'yellow'), 'cylinder': ('red', 'green', 'purple', 'cyan'), 'sphere': COLORS},
-                 'B': {'cube': ('red', 'green', 'purple', 'cyan'), 'cylinder': ('gray', 'blue', 'brown', 'yellow'), 'sphere': COLORS}}
+COGENT_COLORS = {'A': {'cube': ('gray', 'blue', 'brown', 'yellow'), 'cylinder': ('red', 'green', 'purple', 'cyan'),
+                       'sphere': COLORS},
+                 'B': {'cube': ('red', 'green', 'purple', 'cyan'), 'cylinder': ('gray', 'blue', 'brown', 'yellow'),
+                       'sphere': COLORS}}
 
 # %% ../nbs/05_synthetic.ipynb #496ebba1
 def _rotation_matrix(degrees) -> np.ndarray:
@@ -76,7 +78,8 @@ def camera_directions(camera: Camera = Camera(), # the camera whose axes give th
     axes = camera.axes
     behind, left = flat(-axes[:, 2]), flat(-axes[:, 0])
     neg = lambda v: [-x for x in v]
-    return {'right': neg(left), 'behind': behind, 'above': [0., 0., 1.], 'below': [0., 0., -1.], 'left': left, 'front': neg(behind)}
+    return {'right': neg(left), 'behind': behind, 'above': [0., 0., 1.], 'below': [0., 0., -1.], 'left': left,
+            'front': neg(behind)}
 
 # %% ../nbs/05_synthetic.ipynb #842e85cb
 def _shape_color(rng: random.Random, cogent: str | None) -> tuple:
@@ -88,7 +91,8 @@ def _shape_color(rng: random.Random, cogent: str | None) -> tuple:
     return shape, rng.choice(COGENT_COLORS[cogent][shape])
 
 # %% ../nbs/05_synthetic.ipynb #40ac6ff7
-def _place(rng: random.Random, placed: list, r: float, directions: dict, min_dist: float, margin: float, max_retries: int):
+def _place(rng: random.Random, placed: list, r: float, directions: dict, min_dist: float, margin: float,
+           max_retries: int):
     "A position (x, y) for an object of spacing radius `r`, or None after `max_retries` failures."
     axes = [directions[d][:2] for d in ('left', 'right', 'front', 'behind')]
     for _ in range(max_retries):
@@ -125,7 +129,8 @@ def sample_objects(rng: random.Random, # source of randomness
             xy = _place(rng, placed, spacing, directions, min_dist, margin, max_retries)
             if xy is None: break
             placed.append((*xy, spacing))
-            objects.append(SceneObject(color, shape, rng.choice(MATERIALS), size, (xy[0], xy[1], r), rotation=360 * rng.random()))
+            objects.append(SceneObject(color, shape, rng.choice(MATERIALS), size, (xy[0], xy[1], r),
+                                       rotation=360 * rng.random()))
         else: return objects
 
 # %% ../nbs/05_synthetic.ipynb #c86665e7
@@ -163,7 +168,8 @@ def _ground_color(width: int, height: int) -> np.ndarray:
     "The bare ground as a (height, width, 3) float image: the cubic fitted to real CLEVR renders."
     v, u = np.mgrid[0:height, 0:width].astype(np.float32)
     u, v = (u + 0.5) / width * 2 - 1, (v + 0.5) / height * 2 - 1
-    return sum(u ** i * v ** j * _GROUND_COEF[:, k, None, None] for k, (i, j) in enumerate(_GROUND_TERMS)).transpose(1, 2, 0)
+    terms = (u ** i * v ** j * _GROUND_COEF[:, k, None, None] for k, (i, j) in enumerate(_GROUND_TERMS))
+    return sum(terms).transpose(1, 2, 0)
 
 @functools.lru_cache(maxsize=8)
 def _ground_images(width: int, height: int, shadow: float = 0.38) -> tuple:
@@ -173,12 +179,12 @@ def _ground_images(width: int, height: int, shadow: float = 0.38) -> tuple:
 
 # %% ../nbs/05_synthetic.ipynb #42e1cb2f
 def _rays(camera: Camera, width: int, height: int, step: float) -> tuple:
-    "Unit world directions (x, y, z arrays of shape (height / step, width / step)) of rays `step` pixels apart across the image."
+    "Unit world directions (x, y, z arrays, (height / step, width / step)) of rays `step` pixels apart across the image."
     return _image_rays(camera.rotation, camera.fov, width, height, step)
 
 @functools.lru_cache(maxsize=16)
 def _image_rays(rotation: tuple, fov: float, width: int, height: int, step: float) -> tuple:
-    "`_rays` of a camera turned by `rotation`: directions do not depend on where the camera is, so all images share them."
+    "`_rays` of a camera turned by `rotation`: directions do not depend on where the camera is; all images share them."
     f, axes = Camera(rotation=rotation, fov=fov).focal(width), _rotation_matrix(rotation).astype(np.float32)
     a = ((np.arange(step / 2, width, step, dtype=np.float32) - width / 2) / f)[None, :]
     b = ((height / 2 - np.arange(step / 2, height, step, dtype=np.float32)) / f)[:, None]
@@ -188,9 +194,10 @@ def _image_rays(rotation: tuple, fov: float, width: int, height: int, step: floa
 
 @functools.lru_cache(maxsize=8)
 def _subpixel_rays(rotation: tuple, fov: float, width: int, height: int, ss: int) -> np.ndarray:
-    "The `ss` x `ss` sub-pixel ray directions of every pixel as one (height * width, 3, ss * ss) array: a pixel's rays are one row to gather."
+    "Every pixel's `ss` x `ss` sub-pixel ray directions, one (height * width, 3, ss * ss) array: a row per pixel."
     rays = _image_rays(rotation, fov, width, height, 1 / ss)
-    return np.stack([d.reshape(height, ss, width, ss).transpose(0, 2, 1, 3).reshape(height * width, ss * ss) for d in rays], 1)
+    per_pixel = [d.reshape(height, ss, width, ss).transpose(0, 2, 1, 3).reshape(height * width, ss * ss) for d in rays]
+    return np.stack(per_pixel, 1)
 
 # %% ../nbs/05_synthetic.ipynb #5f5e5aeb
 def _hit_sphere(o, d, r):
@@ -202,7 +209,7 @@ def _hit_sphere(o, d, r):
     return np.where(hit, t, np.inf), [(o[i] + np.where(hit, t, 0) * d[i]) / r for i in range(3)]
 
 def _hit_cylinder(o, d, r, bevel=0.12):
-    "First hit with an upright cylinder (radius `r`, half height `r`) capped at the top, centred at the origin, its rim shaded as rounded."
+    "First hit with an upright cylinder (radius `r`, half height `r`), capped, centred at the origin, its rim rounded."
     a = np.maximum(d[0] ** 2 + d[1] ** 2, 1e-12)
     b = o[0] * d[0] + o[1] * d[1]
     disc = b * b - a * (o[0] ** 2 + o[1] ** 2 - r * r)
@@ -212,7 +219,7 @@ def _hit_cylinder(o, d, r, bevel=0.12):
     px, py = o[0] + top * d[0], o[1] + top * d[1]
     top = np.where((px * px + py * py <= r * r) & (top > 1e-4), top, np.inf)
     t = np.minimum(side, top)
-    # CLEVR's cylinders have a rounded rim (SmoothCylinder): bend the normal within `bevel` of the top edge, as on a rounded cap
+    # CLEVR's cylinders have a rounded rim (SmoothCylinder): bend the normal within `bevel` of the top edge
     p = [o[i] + np.where(np.isfinite(t), t, 0) * d[i] for i in range(3)]
     rho = np.sqrt(p[0] * p[0] + p[1] * p[1]) + 1e-12
     radial, inner = np.maximum(rho - r * (1 - bevel), 0) / rho, r * (1 - bevel)
@@ -242,7 +249,7 @@ def _intersect(obj: SceneObject, origin, dirs) -> tuple:
     "Ray parameter (inf: miss) and world normal (x, y, z) where rays from `origin` along `dirs` meet `obj`."
     ox, oy, oz = (origin[i] - np.float32(obj.coords[i]) for i in range(3))
     r = np.float32(SIZE_RADIUS[obj.size])
-    if obj.shape != 'cube': return _HIT[obj.shape]((ox, oy, oz), dirs, r)  # turning a sphere or cylinder about z changes nothing
+    if obj.shape != 'cube': return _HIT[obj.shape]((ox, oy, oz), dirs, r)  # turning these about z changes nothing
     theta = obj.rotation  # CLEVR gave Blender this number of degrees as radians; its renders show that reading
     c, s = np.float32(math.cos(theta)), np.float32(math.sin(theta))
     o = (c * ox + s * oy, c * oy - s * ox, oz)  # into the object's frame: rotate by -theta about z
@@ -258,7 +265,7 @@ class Look:
     rubber_gain: float = 1.  # how brightly rubber answers the light (real renders range from dull to pale)
     rubber_sky: float = 0.  # extra light from above on rubber: top faces brighter than the sides
     rubber_rim: float = 0.  # rubber brighter towards its outline (CLEVR's rubber mixes in a velvet sheen)
-    rubber_gloss: float = 0.  # untinted soft reflection on rubber, strongest at grazing angles (its Fresnel-weighted glossy layer)
+    rubber_gloss: float = 0.  # untinted soft reflection on rubber, strongest at grazing angles (a Fresnel glossy layer)
     metal_env: float = 1.  # brightness of the room that metal reflects
     metal_white: float = 0.  # untinted share of metal's reflection (Blender's metal mirrors the gray room too)
     metal_floor: float = 0.  # least brightness of the reflected room: lifts the dark rims of metal cubes' bevels
@@ -266,7 +273,7 @@ class Look:
 def sample_look(rng: random.Random, # source of randomness
                 amount: float = 1., # 0: the default `Look`; 1: the full range
                ) -> Look:
-    "A random `Look` within `amount` of the range that covers CLEVR's Blender renders (light jitter, rubber and metal looks)."
+    "A random `Look` within `amount` of the range of CLEVR's Blender renders (light jitter, rubber and metal looks)."
     if not amount: return Look()  # draws nothing: a fixed-look dataset is the same as before looks existed
     def draw(low, high, default): return default + (rng.uniform(low, high) - default) * amount
     x, y, z = _LIGHT
@@ -274,14 +281,15 @@ def sample_look(rng: random.Random, # source of randomness
     elevation = math.atan2(z, math.hypot(x, y)) + math.radians(draw(-12, 12, 0))
     key = (math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation))
     return Look(key, rubber_gain=draw(0.85, 1.5, 1), rubber_sky=draw(0, 0.4, 0), rubber_rim=draw(0, 0.4, 0),
-                rubber_gloss=draw(0, 0.6, 0), metal_env=draw(0.8, 1.6, 1), metal_white=draw(0, 0.3, 0), metal_floor=draw(0.1, 0.5, 0))
+                rubber_gloss=draw(0, 0.6, 0), metal_env=draw(0.8, 1.6, 1), metal_white=draw(0, 0.3, 0),
+                metal_floor=draw(0.1, 0.5, 0))
 
 
 # %% ../nbs/05_synthetic.ipynb #bd2bd0ba
 def _dot(a, b): return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 def _shade(obj: SceneObject, normal: tuple, view: tuple, look: Look = Look()) -> list:
-    "Display R, G, B (0..255) of `obj`'s surface with world `normal`s seen along unit `view` directions, lit as `look` says."
+    "Display R, G, B (0..255) of `obj`'s surface with world `normal`s seen along unit `view` directions, lit by `look`."
     key, fill = np.maximum(_dot(normal, look.key), 0), np.maximum(_dot(normal, _FILL), 0)
     k = 2 * _dot(view, normal)
     reflected = [view[i] - k * normal[i] for i in range(3)]
@@ -299,7 +307,7 @@ def _shade(obj: SceneObject, normal: tuple, view: tuple, look: Look = Look()) ->
     else:  # a room: the bright ground below the horizon, dimmer walls above with a window, the key light
         sky = np.clip(reflected[2], -1, 1)
         window = np.clip(_dot(reflected, _WINDOW), -1, 1)
-        walls = 0.22 * np.cos(3 * np.arctan2(reflected[1], reflected[0]))  # vertical bands, as on CLEVR's metal cylinders
+        walls = 0.22 * np.cos(3 * np.arctan2(reflected[1], reflected[0]))  # vertical bands, as on CLEVR's metal
         env = (np.where(sky < 0, 0.3 - 0.4 * sky, 0.12 + 0.5 * sky ** 2) + walls
                + 0.8 * np.exp(30 * (toward_key - 1)) + 0.5 * np.exp(10 * (window - 1)))
         glint = (1.3 * np.exp(300 * (toward_key - 1)) + 0.5 * np.exp(120 * (np.clip(_dot(reflected, _FILL), -1, 1) - 1))
@@ -310,29 +318,32 @@ def _shade(obj: SceneObject, normal: tuple, view: tuple, look: Look = Look()) ->
 
 # %% ../nbs/05_synthetic.ipynb #462f0c67
 def _screen_boxes(points: np.ndarray, camera: Camera, width: int, height: int, cell: int = 1) -> list:
-    "Integer boxes (x0, y0, x1, y1), in units of `cell` pixels, each covering one set of world points (n, k, 3) in the image; None when outside."
+    "Integer boxes (x0, y0, x1, y1) in `cell` pixels, each covering one set of world points (n, k, 3); None: outside."
     p = camera.project(points.reshape(-1, 3), width, height).reshape(*points.shape[:2], 3)[..., :2] / cell
     low = np.maximum(p.min(1).astype(int) - 1, 0)
     high = np.minimum(p.max(1).astype(int) + 2, (math.ceil(width / cell), math.ceil(height / cell)))
-    return [(x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None for (x0, y0), (x1, y1) in zip(low.tolist(), high.tolist())]
+    return [(x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+            for (x0, y0), (x1, y1) in zip(low.tolist(), high.tolist())]
 
 def _extents(objects: list) -> np.ndarray:
     "Horizontal and vertical half extents (n, 2) of `objects` around their centres."
-    return np.array([(SIZE_RADIUS[o.size] * (math.sqrt(2) if o.shape == 'cube' else 1), SIZE_RADIUS[o.size]) for o in objects]).reshape(-1, 2)
+    return np.array([(SIZE_RADIUS[o.size] * (math.sqrt(2) if o.shape == 'cube' else 1), SIZE_RADIUS[o.size])
+                     for o in objects]).reshape(-1, 2)
 
 _CORNERS = np.array([(sx, sy, sz) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
 
 def _object_boxes(objects: list, camera: Camera, width: int, height: int, cell: int = 1) -> list:
-    "Box (x0, y0, x1, y1), in units of `cell` pixels, that covers each of `objects` in the image, or None when it is outside."
+    "Box (x0, y0, x1, y1), in `cell` pixels, that covers each of `objects` in the image, or None when it is outside."
     centres, (R, r) = np.array([o.coords for o in objects], float).reshape(-1, 3), _extents(objects).T
     return _screen_boxes(centres[:, None] + _CORNERS * np.stack([R, R, r], 1)[:, None], camera, width, height, cell)
 
 def _shadow_boxes(objects: list, camera: Camera, width: int, height: int, cell: int, light: tuple = _LIGHT) -> list:
-    "Box, in cells, that covers the shadow each of `objects` casts on the ground: its footprint, and that moved away from the light."
+    "Box, in cells, covering the shadow each of `objects` casts: its footprint, and that moved away from the light."
     feet = np.array([o.coords for o in objects], float).reshape(-1, 3) * (1, 1, 0)
     (R, r), away = _extents(objects).T, -2 * np.array([light[0], light[1], 0]) / light[2]
     footprint = feet[:, None] + _CORNERS[::2] * np.stack([R, R, R], 1)[:, None] * (1, 1, 0)
-    return _screen_boxes(np.concatenate([footprint, footprint + r[:, None, None] * away], 1), camera, width, height, cell)
+    shadow = np.concatenate([footprint, footprint + r[:, None, None] * away], 1)
+    return _screen_boxes(shadow, camera, width, height, cell)
 
 # %% ../nbs/05_synthetic.ipynb #fa74388c
 def _ground(scene: Scene, camera: Camera, width: int, height: int, cell: int = 4, light: tuple = _LIGHT) -> np.ndarray:
@@ -349,8 +360,9 @@ def _ground(scene: Scene, camera: Camera, width: int, height: int, cell: int = 4
     shadow = Image.fromarray(shadow.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(blur))
     lit, dark = _ground_images(width, height)
     ground = lit.copy()
-    if (box := shadow.getbbox()) is not None:  # darken only where the shadows are, blending through the mask scaled up to pixels
-        x0, y0, x1, y1 = max(box[0] - 1, 0), max(box[1] - 1, 0), min(box[2] + 1, shadow.width), min(box[3] + 1, shadow.height)
+    if (box := shadow.getbbox()) is not None:  # darken only where the shadows are, through the mask scaled up
+        x0, y0 = max(box[0] - 1, 0), max(box[1] - 1, 0)
+        x1, y1 = min(box[2] + 1, shadow.width), min(box[3] + 1, shadow.height)
         mask = shadow.crop((x0, y0, x1, y1)).resize(((x1 - x0) * cell, (y1 - y0) * cell), Image.BILINEAR)
         ground.paste(dark.crop((x0 * cell, y0 * cell, x1 * cell, y1 * cell)), (x0 * cell, y0 * cell), mask)
     return np.asarray(ground)
@@ -374,7 +386,7 @@ def _neighbours(mask: np.ndarray) -> np.ndarray:
 
 # %% ../nbs/05_synthetic.ipynb #03d68c94
 def _glints(shades: list, hit: np.ndarray, threshold: float = 15) -> np.ndarray:
-    "Pixels of `hit` whose shading (R, G, B arrays) jumps by more than `threshold` to a neighbour of `hit`: sharp highlights."
+    "Pixels of `hit` whose shading (R, G, B arrays) jumps by over `threshold` to a neighbour in `hit`: sharp highlights."
     def jumps(one, other, hit_one, hit_other):
         red, green, blue = (np.abs(a - b) for a, b in zip(one, other))
         return hit_one & hit_other & (np.maximum(np.maximum(red, green), blue) > threshold)
@@ -388,14 +400,15 @@ def _glints(shades: list, hit: np.ndarray, threshold: float = 15) -> np.ndarray:
 def _draw(obj: SceneObject, # the object to draw
           camera: Camera, width: int, height: int, # the view
           box: tuple, # pixel box (x0, y0, x1, y1) that covers `obj`
-          depth: tuple, # (centre, sub, seams): nearest depth per pixel, per sub-pixel (valid where `seams`), pixels shared by several surfaces
+          depth: tuple, # (centre, sub, seams): nearest depth per pixel, per sub-pixel (where `seams`), shared pixels
           ss: int, # rays per pixel along each axis at seams
           look: Look = Look(), # lighting and materials
          ) -> np.ndarray:
-    "Premultiplied colour (0..255) and coverage (0..1) of `obj` within `box`, as (h, w, 4); writes its depths into `depth`."
+    "Premultiplied colour (0..255) and coverage (0..1) of `obj` within `box` as (h, w, 4); its depths go to `depth`."
     x0, y0, x1, y1 = box
     centre, seams = depth[0][y0:y1, x0:x1], depth[2][y0:y1, x0:x1]
-    origin, dirs = tuple(np.float32(v) for v in camera.location), [d[y0:y1, x0:x1] for d in _rays(camera, width, height, 1)]
+    origin = tuple(np.float32(v) for v in camera.location)
+    dirs = [d[y0:y1, x0:x1] for d in _rays(camera, width, height, 1)]
     t, normal = _intersect(obj, origin, dirs)
     hit = t < centre
     shades = _shade(obj, normal, dirs, look)  # the whole box: cheaper than picking out the hit pixels first
@@ -408,9 +421,11 @@ def _draw(obj: SceneObject, # the object to draw
     iy, ix = np.nonzero(seam)
     at = (y0 + iy) * width + x0 + ix  # the seam pixels as indices into the flattened whole-image buffers
     all_centre, all_sub, all_seams = depth[0].reshape(-1), depth[1].reshape(height * width, -1), depth[2].reshape(-1)
-    dirs = np.take(_subpixel_rays(camera.rotation, camera.fov, width, height, ss), at, axis=0).transpose(1, 0, 2)  # (3, n, ss * ss)
+    sub_rays = _subpixel_rays(camera.rotation, camera.fov, width, height, ss)
+    dirs = np.take(sub_rays, at, axis=0).transpose(1, 0, 2)  # (3, n, ss * ss)
     t_sub, normal = _intersect(obj, origin, dirs)
-    nearest = np.where(all_seams[at, None], all_sub[at], all_centre[at, None])  # off seams, the centre depth holds for every sub-pixel
+    # off seams, the centre depth holds for every sub-pixel
+    nearest = np.where(all_seams[at, None], all_sub[at], all_centre[at, None])
     covered = t_sub < nearest
     all_sub[at] = np.where(covered, t_sub, nearest)
     mean, weight = np.full(ss * ss, 1 / ss ** 2, np.float32), covered.astype(np.float32)
@@ -434,7 +449,8 @@ def render_scene(scene: Scene, # objects with `coords`, `rotation` and attribute
     ground = _ground(scene, camera, width, height, light=look.key)
     image = ground.copy()
     ss = supersample
-    depth = (np.full((height, width), np.inf, np.float32), np.empty((height, width, ss * ss), np.float32),  # sub-pixel depths: written before read
+    depth = (np.full((height, width), np.inf, np.float32),
+             np.empty((height, width, ss * ss), np.float32),  # sub-pixel depths: written before read
              np.zeros((height, width), bool))
     visible = np.zeros(len(scene.objects))
     boxes = _object_boxes(scene.objects, camera, width, height)
@@ -443,7 +459,7 @@ def render_scene(scene: Scene, # objects with `coords`, `rotation` and attribute
         if box is None: continue
         x0, y0, x1, y1 = box
         rgba = _soften(_draw(obj, camera, width, height, box, depth, ss, look))
-        over = image[y0:y1, x0:x1] + (rgba[..., :3] + 0.5 - rgba[..., 3:] * ground[y0:y1, x0:x1])  # + 0.5: round, not truncate
+        over = image[y0:y1, x0:x1] + (rgba[..., :3] + 0.5 - rgba[..., 3:] * ground[y0:y1, x0:x1])  # + 0.5: round
         image[y0:y1, x0:x1] = np.clip(over, 0, 255, out=over)
         visible[k] = rgba[..., 3].sum()  # final: objects further back never take pixels from it
         if visible[k] < min_visible: return None, visible
@@ -462,7 +478,7 @@ def synthesize(rng: random.Random, # source of randomness
                height: int = 320, # image height in pixels
                cogent: str | None = None, # CoGenT condition 'A' or 'B', or None
                supersample: int = 2, # rays per pixel along each axis
-               look_jitter: float = 0, # how far each image's `Look` varies (0: the default look; 1: `sample_look`'s full range)
+               look_jitter: float = 0, # how far each image's `Look` varies (0: the default; 1: `sample_look`'s full range)
               ) -> tuple:
     "A CLEVR scene whose every object is clearly visible, its camera, and its (height, width, 3) image."
     n, least = rng.randint(3, 10), min_visible_pixels(width, height)
@@ -477,14 +493,15 @@ class BlenderSetupError(FileNotFoundError):
     "Blender or CLEVR's Blender assets are missing; the message says which and how to fix it."
 
 # %% ../nbs/05_synthetic.ipynb #78727343
-def find_blender_assets(assets: str | None = None, # folder of CLEVR's Blender assets; default $NST4_CLEVR_BLENDER, else a shared/clevr_blender beside the working folder
+def find_blender_assets(assets: str | None = None, # CLEVR's Blender assets; default $NST4_CLEVR_BLENDER, else shared/clevr_blender
                        ) -> Path:
-    "The folder of CLEVR's Blender assets, checked file by file (base scene, properties, every shape and material file)."
+    "The folder of CLEVR's Blender assets, checked file by file (base scene, properties, every shape and material)."
     fix = "pass --blender-assets DIR (a copy of clevr-dataset-gen's image_generation/data) or set NST4_CLEVR_BLENDER"
     if assets is None: assets = os.environ.get('NST4_CLEVR_BLENDER')
-    if assets is None:  # a shared/clevr_blender in or beside the working folder or one of its parents (notebooks run in nbs/)
+    if assets is None:  # a shared/clevr_blender in or beside the working folder or a parent (notebooks run in nbs/)
         here = Path.cwd().resolve()
-        found = [f for d in (here, *here.parents) for f in (d / 'shared' / 'clevr_blender', d.parent / 'shared' / 'clevr_blender') if f.is_dir()]
+        found = [f for d in (here, *here.parents) for f in (d / 'shared' / 'clevr_blender', d.parent / 'shared' / 'clevr_blender')
+                 if f.is_dir()]
         if not found: raise BlenderSetupError(f"no CLEVR Blender assets: {fix}")
         assets = found[0]
     root = Path(assets).expanduser()
@@ -493,7 +510,8 @@ def find_blender_assets(assets: str | None = None, # folder of CLEVR's Blender a
     for path in needed:
         if not path.is_file(): raise BlenderSetupError(f"CLEVR Blender assets: {path} is missing; {fix}")
     p = json.loads(props.read_text())
-    needed = [root / 'shapes' / f'{n}.blend' for n in p['shapes'].values()] + [root / 'materials' / f'{n}.blend' for n in p['materials'].values()]
+    needed = ([root / 'shapes' / f'{n}.blend' for n in p['shapes'].values()]
+              + [root / 'materials' / f'{n}.blend' for n in p['materials'].values()])
     for path in needed:
         if not path.is_file(): raise BlenderSetupError(f"CLEVR Blender assets: {path} is missing; {fix}")
     return root.resolve()
@@ -522,7 +540,8 @@ def blender_item(scene: Scene, # the scene to render
                  seed: int = 0, # Cycles' noise seed
                 ) -> dict:
     "One image of a Blender job: the scene JSON, the camera, the light offsets and where the PNG goes."
-    return {'scene': scene.to_json(), 'camera': {'location': list(camera.location), 'rotation': list(camera.rotation), 'fov': camera.fov},
+    view = {'location': list(camera.location), 'rotation': list(camera.rotation), 'fov': camera.fov}
+    return {'scene': scene.to_json(), 'camera': view,
             'lights': lights or {}, 'seed': seed, 'output': str(output)}
 
 # %% ../nbs/05_synthetic.ipynb #b69f9fcc
@@ -530,7 +549,8 @@ def _blender_command(blender: str, job: Path) -> list:
     "The command line that runs `blender_worker.main` on `job` in a background Blender, loading the worker by its path."
     load = ("import importlib.util as u, sys; s = u.spec_from_file_location('nst4_blender_worker', {!r}); "
             "m = u.module_from_spec(s); s.loader.exec_module(m); m.main()").format(str(Path(blender_worker.__file__).resolve()))
-    return [blender, '--background', '--factory-startup', '--python-exit-code', '1', '--python-expr', load, '--', str(job)]
+    return [blender, '--background', '--factory-startup', '--python-exit-code', '1', '--python-expr', load, '--',
+            str(job)]
 
 # %% ../nbs/05_synthetic.ipynb #8cabb323
 def render_blender(items: list, # images to render, from `blender_item`
@@ -542,14 +562,16 @@ def render_blender(items: list, # images to render, from `blender_item`
                    gpu: bool = True, # use a GPU when Blender finds one
                    on_done=None, # called as on_done(k, result) when image `k` is written
                   ) -> list:
-    "Render `items` in one Blender process; each image's result: seconds, device, and Blender's projection of the objects."
+    "Render `items` in one Blender process; each image's result: seconds, device, Blender's projection of the objects."
     assets, program = find_blender_assets(assets), find_blender(blender)
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME')}  # Blender's Python is not ours
     results, tail = [], collections.deque(maxlen=30)
     with tempfile.TemporaryDirectory() as d:
         job = Path(d, 'job.json')
-        job.write_text(json.dumps({'assets': str(assets), 'width': width, 'height': height, 'samples': samples, 'gpu': gpu, 'items': items}))
-        with subprocess.Popen(_blender_command(program, job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        job.write_text(json.dumps({'assets': str(assets), 'width': width, 'height': height, 'samples': samples, 'gpu': gpu,
+                                   'items': items}))
+        with subprocess.Popen(_blender_command(program, job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env) as proc:
             try:
                 for line in proc.stdout:
                     tail.append(line.rstrip())
@@ -591,16 +613,17 @@ def image_rng(seed: int, # the dataset's seed
 # %% ../nbs/05_synthetic.ipynb #f8027046
 def _shard_path(root: Path, split: str, index: int) -> Path: return root / '.shards' / split / f'{index:06d}.json'
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes: return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
 
 def png_bytes(image: np.ndarray # (height, width, 3) uint8 RGB
              ) -> bytes:
-    "`image` as a PNG file: every row through PNG's Sub filter (one numpy subtraction), then zlib's fast run-length deflate."
+    "`image` as a PNG file: every row through PNG's Sub filter (one numpy subtraction), then zlib's run-length deflate."
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"png_bytes takes a (height, width, 3) uint8 RGB array, got {image.dtype} {image.shape}")
     h, w, _ = image.shape
     flat, rows = image.reshape(h, w * 3), np.empty((h, w * 3 + 1), np.uint8)
-    rows[:, 0], rows[:, 1:4] = 1, flat[:, :3]  # filter type 1 (Sub): each byte minus the same channel one pixel to the left
+    rows[:, 0], rows[:, 1:4] = 1, flat[:, :3]  # filter type 1 (Sub): each byte minus the same channel one pixel left
     np.subtract(flat[:, 3:], flat[:, :-3], out=rows[:, 4:])
     deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     return (b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
@@ -616,10 +639,12 @@ def _save_png(image: np.ndarray, path: Path):
 def _image_record(job: tuple) -> tuple:
     "Scene, camera, fast image and shard record (scene and questions JSON) of image `index` of `split`."
     root, split, index, config = job
-    scene, camera, image = synthesize(image_rng(config['seed'], split, index), config['width'], config['height'], config['cogent'],
+    scene, camera, image = synthesize(image_rng(config['seed'], split, index), config['width'], config['height'],
+                                     config['cogent'],
                                      look_jitter=config['look_jitter'])
     scene.image_index, scene.split, scene.image_filename = index, split, image_filename(split, index)
-    questions = generate_questions(scene, config['questions_per_image'], image_rng(config['seed'], split, index, 'questions'))
+    questions = generate_questions(scene, config['questions_per_image'],
+                                   image_rng(config['seed'], split, index, 'questions'))
     for q in questions: q.image_index, q.split, q.image_filename = index, split, scene.image_filename
     return scene, camera, image, {'scene': scene.to_json(), 'questions': [q.to_json() for q in questions]}
 
@@ -640,7 +665,8 @@ def _plan_blender(job: tuple) -> tuple | None:
     root, split, index, config = job
     png, shard = image_path(root, split, index), _shard_path(root, split, index)
     if png.exists() and shard.exists(): return None
-    scene, camera, _, record = _image_record(job)  # the fast render is the visibility check; Blender renders the accepted scene
+    # the fast render is the visibility check; Blender renders the accepted scene
+    scene, camera, _, record = _image_record(job)
     png.parent.mkdir(parents=True, exist_ok=True)
     lights = light_jitter(image_rng(config['seed'], split, index, 'lights'))
     return blender_item(scene, camera, png, lights, seed=index), shard, record
@@ -802,9 +828,9 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   cogent: str = None, # CoGenT condition A or B (splits trainA/valA or trainB/valB)
                   workers: int = None, # worker processes (default: all cores)
                   look_jitter: float = 1., # how far lighting and materials vary between images (0: one fixed look)
-                  renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles with CLEVR's assets, seconds per image)
+                  renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles, CLEVR's assets, seconds an image)
                   samples: int = 64, # Cycles samples per pixel (--renderer blender)
-                  blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else ../shared/clevr_blender)
+                  blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else shared/clevr_blender)
                   force: bool = False, # write into a folder holding files the generator did not make
                  ) -> Path:
     "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
