@@ -179,7 +179,7 @@ def _ground_images(width: int, height: int, shadow: float = 0.38) -> tuple:
 
 # %% ../nbs/05_synthetic.ipynb #42e1cb2f
 def _rays(camera: Camera, width: int, height: int, step: float) -> tuple:
-    "Unit world directions (x, y, z arrays, (height / step, width / step)) of rays `step` pixels apart across the image."
+    "Unit world directions (x, y, z arrays, (height / step, width / step)) of rays `step` pixels apart."
     return _image_rays(camera.rotation, camera.fov, width, height, step)
 
 @functools.lru_cache(maxsize=16)
@@ -386,7 +386,7 @@ def _neighbours(mask: np.ndarray) -> np.ndarray:
 
 # %% ../nbs/05_synthetic.ipynb #03d68c94
 def _glints(shades: list, hit: np.ndarray, threshold: float = 15) -> np.ndarray:
-    "Pixels of `hit` whose shading (R, G, B arrays) jumps by over `threshold` to a neighbour in `hit`: sharp highlights."
+    "Pixels of `hit` whose shading (R, G, B arrays) jumps by over `threshold` to a neighbour in `hit`: highlights."
     def jumps(one, other, hit_one, hit_other):
         red, green, blue = (np.abs(a - b) for a, b in zip(one, other))
         return hit_one & hit_other & (np.maximum(np.maximum(red, green), blue) > threshold)
@@ -478,7 +478,7 @@ def synthesize(rng: random.Random, # source of randomness
                height: int = 320, # image height in pixels
                cogent: str | None = None, # CoGenT condition 'A' or 'B', or None
                supersample: int = 2, # rays per pixel along each axis
-               look_jitter: float = 0, # how far each image's `Look` varies (0: the default; 1: `sample_look`'s full range)
+               look_jitter: float = 0, # how far each image's `Look` varies (0: the default; 1: `sample_look`'s range)
               ) -> tuple:
     "A CLEVR scene whose every object is clearly visible, its camera, and its (height, width, 3) image."
     n, least = rng.randint(3, 10), min_visible_pixels(width, height)
@@ -493,14 +493,15 @@ class BlenderSetupError(FileNotFoundError):
     "Blender or CLEVR's Blender assets are missing; the message says which and how to fix it."
 
 # %% ../nbs/05_synthetic.ipynb #78727343
-def find_blender_assets(assets: str | None = None, # CLEVR's Blender assets; default $NST4_CLEVR_BLENDER, else shared/clevr_blender
+def find_blender_assets(assets: str | None = None, # asset folder (default: $NST4_CLEVR_BLENDER or shared/clevr_blender)
                        ) -> Path:
     "The folder of CLEVR's Blender assets, checked file by file (base scene, properties, every shape and material)."
     fix = "pass --blender-assets DIR (a copy of clevr-dataset-gen's image_generation/data) or set NST4_CLEVR_BLENDER"
     if assets is None: assets = os.environ.get('NST4_CLEVR_BLENDER')
     if assets is None:  # a shared/clevr_blender in or beside the working folder or a parent (notebooks run in nbs/)
         here = Path.cwd().resolve()
-        found = [f for d in (here, *here.parents) for f in (d / 'shared' / 'clevr_blender', d.parent / 'shared' / 'clevr_blender')
+        found = [f for d in (here, *here.parents)
+                 for f in (d / 'shared' / 'clevr_blender', d.parent / 'shared' / 'clevr_blender')
                  if f.is_dir()]
         if not found: raise BlenderSetupError(f"no CLEVR Blender assets: {fix}")
         assets = found[0]
@@ -568,9 +569,11 @@ def render_blender(items: list, # images to render, from `blender_item`
     results, tail = [], collections.deque(maxlen=30)
     with tempfile.TemporaryDirectory() as d:
         job = Path(d, 'job.json')
-        job.write_text(json.dumps({'assets': str(assets), 'width': width, 'height': height, 'samples': samples, 'gpu': gpu,
+        job.write_text(json.dumps({'assets': str(assets), 'width': width, 'height': height, 'samples': samples,
+                                   'gpu': gpu,
                                    'items': items}))
-        with subprocess.Popen(_blender_command(program, job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        with subprocess.Popen(_blender_command(program, job), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True,
                               env=env) as proc:
             try:
                 for line in proc.stdout:
@@ -828,9 +831,9 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   cogent: str = None, # CoGenT condition A or B (splits trainA/valA or trainB/valB)
                   workers: int = None, # worker processes (default: all cores)
                   look_jitter: float = 1., # how far lighting and materials vary between images (0: one fixed look)
-                  renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles, CLEVR's assets, seconds an image)
+                  renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles with CLEVR's assets: slow)
                   samples: int = 64, # Cycles samples per pixel (--renderer blender)
-                  blender_assets: str = None, # CLEVR's Blender assets (default: $NST4_CLEVR_BLENDER, else shared/clevr_blender)
+                  blender_assets: str = None, # Blender assets (default: $NST4_CLEVR_BLENDER or shared/clevr_blender)
                   force: bool = False, # write into a folder holding files the generator did not make
                  ) -> Path:
     "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
