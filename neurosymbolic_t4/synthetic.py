@@ -522,8 +522,9 @@ def find_blender(program: str = 'blender' # the Blender program, a name on PATH 
                 ) -> str:
     "The path of the Blender program, or a `BlenderSetupError` that says how to install it."
     found = shutil.which(program)
-    if found is None: raise BlenderSetupError(f"the Blender program {program!r} is not on PATH: install Blender 3.x "
-                                              "(`apt-get install -y blender`, or from blender.org) or use --renderer fast")
+    if found is None:
+        raise BlenderSetupError(f"the Blender program {program!r} is not on PATH: install Blender 3.x "
+                                "(`apt-get install -y blender`, or from blender.org) or use --renderer fast")
     return found
 
 # %% ../nbs/05_synthetic.ipynb #e2a6cf5f
@@ -548,8 +549,9 @@ def blender_item(scene: Scene, # the scene to render
 # %% ../nbs/05_synthetic.ipynb #b69f9fcc
 def _blender_command(blender: str, job: Path) -> list:
     "The command line that runs `blender_worker.main` on `job` in a background Blender, loading the worker by its path."
+    worker = str(Path(blender_worker.__file__).resolve())
     load = ("import importlib.util as u, sys; s = u.spec_from_file_location('nst4_blender_worker', {!r}); "
-            "m = u.module_from_spec(s); s.loader.exec_module(m); m.main()").format(str(Path(blender_worker.__file__).resolve()))
+            "m = u.module_from_spec(s); s.loader.exec_module(m); m.main()").format(worker)
     return [blender, '--background', '--factory-startup', '--python-exit-code', '1', '--python-expr', load, '--',
             str(job)]
 
