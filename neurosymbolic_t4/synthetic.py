@@ -701,7 +701,7 @@ def made_by_generator(root, # a dataset root
 
 def _claim_folder(root: Path, force: bool):
     "Mark `root` as the generator's; refuse a folder that holds other files unless `force`."
-    if root.exists() and not root.is_dir(): raise NotADirectoryError(f"--out {root} is a file; give a folder")
+    if root.exists() and not root.is_dir(): raise NotADirectoryError(f"{root} is a file; give a folder for the dataset")
     foreign = sorted(root.iterdir()) if root.exists() and not made_by_generator(root) else []
     if foreign and not force:
         raise FileExistsError(f"{root} holds files the synthetic generator did not make (e.g. {foreign[0].name}), "
