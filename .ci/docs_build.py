@@ -207,7 +207,8 @@ development machine; this guide repeats no figures so that it cannot disagree wi
 not among the published figures yet.
 
 **NVIDIA T4 (16 GB, Colab).** Not yet measured. A T4 has fp16 tensor cores and no native bf16 (torch may
-still report bf16 as supported, through emulation), so pass `--amp fp16` there.
+still report bf16 as supported, through emulation), so pass `--amp fp16` there. The Colab training tutorial
+(`tutorials/train_colab`) picks the type from the GPU's compute capability: fp16 below 8.0, bf16 from 8.0 on.
 
 ## Several GPUs
 
