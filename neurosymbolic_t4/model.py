@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_model.ipynb #d7ede0ba
 from __future__ import annotations
-import json, random
+import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +20,12 @@ from .data import *
 from .perception import *
 from .parser import *
 from .questions import question_type
-from .train import save_checkpoint
+from .train import save_checkpoint, load_checkpoint
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CHECKPOINT_KIND', 'image_tensor', 'VQAAnswer', 'explain', 'NeuroSymbolicVQA', 'load_vqa', 'find_centres',
-           'soft_scene_from_outputs', 'select_scene', 'answer_loss', 'accuracy_table', 'format_table', 'evaluate_vqa']
+__all__ = ['VQA_KIND', 'image_tensor', 'VQAAnswer', 'explain', 'NeuroSymbolicVQA', 'load_vqa', 'soft_scene_from_outputs',
+           'select_scene', 'answer_loss', 'accuracy_table', 'format_table', 'evaluate_vqa']
 
 # %% ../nbs/11_model.ipynb #ef2ac94e
 def image_tensor(image) -> torch.Tensor:
@@ -99,38 +99,22 @@ class NeuroSymbolicVQA(torch.nn.Module):
         return self.answer_batch([image], [question], beam_size)[0]
 
 # %% ../nbs/11_model.ipynb #e6a99d4d
-CHECKPOINT_KIND = 'neurosymbolic_t4.NeuroSymbolicVQA'
+VQA_KIND = 'vqa'  # the checkpoint kind of a whole NeuroSymbolicVQA model
 
 @patch
-def save(self: NeuroSymbolicVQA, path, **extra) -> Path:
+def save(self: NeuroSymbolicVQA, path, # file to write
+         **extra, # further plain values to keep
+        ) -> Path:
     "Write the whole model (configs, vocabulary, weights, and any `extra` plain values) atomically."
-    return save_checkpoint({'kind': CHECKPOINT_KIND, 'perception': {'config': self.perception.config, 'state_dict': self.perception.state_dict()},
-                            'parser': parser_checkpoint(self.parser), **extra}, path)
+    return save_checkpoint({'perception': perception_checkpoint(self.perception), 'parser': parser_checkpoint(self.parser), **extra},
+                           path, kind=VQA_KIND)
 
-def load_vqa(path, map_location='cpu') -> NeuroSymbolicVQA:
+def load_vqa(path, # a file written by `NeuroSymbolicVQA.save`
+             map_location='cpu', # where the weights go
+            ) -> NeuroSymbolicVQA:
     "A `NeuroSymbolicVQA` from a file written by `save`."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"model checkpoint {path} does not exist; train one with nst4_train or nst4_quickstart")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get('kind') != CHECKPOINT_KIND:
-        raise ValueError(f"{path} is not a NeuroSymbolicVQA checkpoint (kind {ckpt.get('kind') if isinstance(ckpt, dict) else None!r}); save one with model.save(path)")
+    ckpt = load_checkpoint(path, VQA_KIND, map_location)
     return NeuroSymbolicVQA(perception_from_checkpoint(ckpt['perception']), parser_from_checkpoint(ckpt['parser'])).eval()
-
-# %% ../nbs/11_model.ipynb #7ec75754
-def find_centres(outputs: dict, # perception's outputs for a batch
-                 threshold: float = 0.3, # smallest centre probability kept
-                 max_objects: int = 16, # most objects per image
-                ) -> list:
-    "Per image, the (rows, columns) of the heatmap's local maxima above `threshold`, strongest first."
-    heat = outputs['heatmap'].detach().float().sigmoid()
-    peaks = heat * (heat == F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0])
-    w = heat.shape[-1]
-    centres = []
-    for b in range(len(heat)):
-        scores, flat = peaks[b].flatten().topk(min(max_objects, peaks[b].numel()))
-        flat = flat[scores > threshold]
-        centres.append((flat // w, flat % w))
-    return centres
 
 # %% ../nbs/11_model.ipynb #9f53b5b0
 def soft_scene_from_outputs(outputs: dict, # perception's outputs for a batch
@@ -138,7 +122,7 @@ def soft_scene_from_outputs(outputs: dict, # perception's outputs for a batch
                             max_objects: int = 16, # most objects per image
                            ) -> SoftScene:
     "A differentiable `SoftScene` read at the detected centres of each image."
-    centres = find_centres(outputs, threshold, max_objects)
+    centres = find_peaks(outputs['heatmap'], threshold, max_objects)
     n = max(1, max(len(ys) for ys, xs in centres))
     b = len(centres)
     exists = torch.zeros(b, n, device=outputs['heatmap'].device)
@@ -152,7 +136,9 @@ def soft_scene_from_outputs(outputs: dict, # perception's outputs for a batch
     return SoftScene(attributes, exists, soft_relations(coords, exists))
 
 # %% ../nbs/11_model.ipynb #fa1a29f1
-def select_scene(scene: SoftScene, b: int) -> SoftScene:
+def select_scene(scene: SoftScene, # a batch of soft scenes
+                 b: int, # which one
+                ) -> SoftScene:
     "Item `b` of a batched `SoftScene`, as a batch of one."
     return SoftScene({a: t[b:b + 1] for a, t in scene.attributes.items()}, scene.exists[b:b + 1], {r: t[b:b + 1] for r, t in scene.relations.items()})
 

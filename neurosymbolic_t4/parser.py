@@ -4,27 +4,24 @@
 
 # %% ../nbs/10_parser.ipynb #d588e0ec
 from __future__ import annotations
-import math, random, time
+import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from .clevr import *
 from .data import *
 from .executor import execute, ExecutionError
-from .questions import generate_questions
-from .synthetic import sample_scene
-from .train import save_checkpoint
+from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwrap
 
 # %% auto #0
-__all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'ProgramGrammar', 'encode_questions', 'QuestionParser',
-           'greedy_decode', 'beam_decode', 'parse_questions', 'parse', 'parser_loss', 'parser_step', 'lr_factor',
-           'train_parser', 'generate_question_corpus', 'exact_match', 'answer_accuracy', 'evaluate_parser',
-           'evaluate_on_dataset', 'parser_checkpoint', 'parser_from_checkpoint', 'save_parser', 'load_parser']
+__all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'PARSER_KIND', 'ProgramGrammar', 'encode_questions', 'ParserConfig',
+           'QuestionParser', 'greedy_decode', 'beam_decode', 'parse_questions', 'parse', 'parser_loss', 'exact_match',
+           'answer_accuracy', 'evaluate_parser', 'evaluate_on_dataset', 'train_parser_stage', 'parser_checkpoint',
+           'parser_from_checkpoint', 'save_parser', 'load_parser']
 
 # %% ../nbs/10_parser.ipynb #07650e68
 ANSWER_TYPES = ('bool', 'integer') + tuple(ATTRIBUTES)  # types a whole program may produce
@@ -93,22 +90,30 @@ def encode_questions(vocab: Vocab, # question vocabulary
     lengths = torch.tensor([len(x) for x in ids])
     return nn.utils.rnn.pad_sequence(ids, batch_first=True), lengths
 
+# %% ../nbs/10_parser.ipynb #de92be6e
+@dataclass
+class ParserConfig:
+    "Hyper-parameters of the question parser (saved in its checkpoints, so a checkpoint rebuilds the model)."
+    embed_dim: int = 128  # word and program-token embedding size: CLEVR has ~80 question words and ~90 program tokens
+    hidden_dim: int = 256  # encoder output (both directions) and decoder state size; reaches 99%+ exact match on generated questions
+    layers: int = 1  # LSTM layers in encoder and decoder: one suffices for CLEVR's templated questions and trains fastest
+    dropout: float = 0.1  # dropout on embeddings and before the output layer, against learning the templates by heart
+    max_question_len: int = 64  # longer questions are cut to this many tokens (CLEVR's longest has 45)
+    max_program_len: int = 40  # decoded programs have at most this many tokens (CLEVR's longest prefix program has 27)
+
+    def __post_init__(self):
+        if self.hidden_dim % 2: raise ValueError(f"ParserConfig.hidden_dim={self.hidden_dim} must be even (it is split between the two encoder directions)")
+
 # %% ../nbs/10_parser.ipynb #6eedf120
 class QuestionParser(nn.Module):
     "Bi-LSTM encoder and attention LSTM decoder from question ids to program token ids."
     def __init__(self, vocab: Vocab, # question vocabulary
-                 embed_dim: int = 128, # word and program-token embedding size
-                 hidden_dim: int = 256, # encoder output (both directions) and decoder state size
-                 layers: int = 1, # LSTM layers in encoder and decoder
-                 dropout: float = 0.1, # dropout on embeddings and before the output layer
-                 max_question_len: int = 64, # longer questions are cut to this many tokens
-                 max_program_len: int = 40, # decoded programs have at most this many tokens
+                 config: ParserConfig | None = None, # the architecture; `ParserConfig()` when None
                 ):
         super().__init__()
-        if hidden_dim % 2: raise ValueError(f"hidden_dim={hidden_dim} must be even (it is split between the two encoder directions)")
-        self.config = dict(embed_dim=embed_dim, hidden_dim=hidden_dim, layers=layers, dropout=dropout,
-                           max_question_len=max_question_len, max_program_len=max_program_len)
-        self.vocab, self.grammar = vocab, ProgramGrammar(max_program_len)
+        self.config = config = config or ParserConfig()
+        embed_dim, hidden_dim, layers = config.embed_dim, config.hidden_dim, config.layers
+        self.vocab, self.grammar = vocab, ProgramGrammar(config.max_program_len)
         self.question_embed = nn.Embedding(len(vocab), embed_dim, padding_idx=vocab.pad)
         self.encoder = nn.LSTM(embed_dim, hidden_dim // 2, layers, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(hidden_dim, 2 * hidden_dim)
@@ -117,7 +122,7 @@ class QuestionParser(nn.Module):
         self.attend = nn.Linear(hidden_dim, hidden_dim, bias=False)
         self.combine = nn.Linear(2 * hidden_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, len(PROGRAM_VOCAB))
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(config.dropout)
 
     def encode(self, questions: torch.Tensor, lengths: torch.Tensor) -> tuple:
         "Encoder outputs (B, S, H), their padding mask (B, S) and the decoder's initial (h, c)."
@@ -126,7 +131,7 @@ class QuestionParser(nn.Module):
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=questions.shape[1])
         final = torch.cat([h[-2], h[-1]], -1)  # last layer, both directions
         h0, c0 = torch.tanh(self.bridge(final)).chunk(2, -1)
-        layers = self.config['layers']
+        layers = self.config.layers
         return memory, questions != self.vocab.pad, (h0.expand(layers, -1, -1).contiguous(), c0.expand(layers, -1, -1).contiguous())
 
     def decode(self, programs: torch.Tensor, state: tuple, memory: torch.Tensor, mask: torch.Tensor) -> tuple:
@@ -203,13 +208,16 @@ def parse_questions(model: QuestionParser, # a (trained) parser
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    ids, lengths = encode_questions(model.vocab, questions, model.config['max_question_len'])
+    ids, lengths = encode_questions(model.vocab, questions, model.config.max_question_len)
     ids = ids.to(device)
     decoded = greedy_decode(model, ids, lengths) if beam_size == 1 else beam_decode(model, ids, lengths, beam_size)
     model.train(was_training)
     return [program_from_tokens(PROGRAM_VOCAB.decode(p)) for p in decoded]
 
-def parse(model: QuestionParser, question: str, beam_size: int = 1) -> Program:
+def parse(model: QuestionParser, # a (trained) parser
+          question: str, # the question text
+          beam_size: int = 1, # 1: greedy decoding; more: beam search
+         ) -> Program:
     "The program of one question."
     return parse_questions(model, [question], beam_size)[0]
 
@@ -219,85 +227,15 @@ def parser_loss(model: QuestionParser, # the parser
                 word_dropout: float = 0., # probability of replacing each question word by `<unk>`
                ) -> torch.Tensor:
     "Mean cross-entropy of the next program token under teacher forcing."
-    device = next(model.parameters()).device
-    limit = model.config['max_question_len']
+    device, net = next(model.parameters()).device, unwrap(model)
+    limit = net.config.max_question_len
     questions, lengths = batch['question'][:, :limit].to(device), batch['question_len'].clamp(max=limit)
     if word_dropout:
-        drop = (torch.rand(questions.shape, device=device) < word_dropout) & (questions != model.vocab.pad)
-        questions = questions.masked_fill(drop, model.vocab.unk)
+        drop = (torch.rand(questions.shape, device=device) < word_dropout) & (questions != net.vocab.pad)
+        questions = questions.masked_fill(drop, net.vocab.unk)
     programs = batch['program'].to(device)
     logits = model(questions, lengths, programs[:, :-1])
     return F.cross_entropy(logits.flatten(0, 1), programs[:, 1:].flatten(), ignore_index=PROGRAM_VOCAB.pad)
-
-# %% ../nbs/10_parser.ipynb #8ddef33b
-def parser_step(model: QuestionParser, batch: dict, optimizer: torch.optim.Optimizer,
-                word_dropout: float = 0., # see `parser_loss`
-                clip: float = 1.0, # gradient-norm clipping
-               ) -> float:
-    "One training step on `batch`; the loss before the step."
-    model.train()
-    loss = parser_loss(model, batch, word_dropout)
-    optimizer.zero_grad()
-    loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
-    return loss.item()
-
-# %% ../nbs/10_parser.ipynb #a9e323af
-def lr_factor(progress: float, # fraction of training done, 0 to 1
-              warmup: float = 0.03, # fraction spent warming up linearly
-             ) -> float:
-    "Learning-rate multiplier: linear warm-up, then cosine decay to zero."
-    if progress < warmup: return progress / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1., (progress - warmup) / (1 - warmup))))
-
-# %% ../nbs/10_parser.ipynb #881b70e0
-def train_parser(model: QuestionParser, # the parser to train in place
-                 questions: Sequence[Question], # training questions with programs
-                 epochs: int = 10, # passes over `questions`
-                 batch_size: int = 64,
-                 lr: float = 2e-3, # peak learning rate
-                 word_dropout: float = 0.05, # see `parser_loss`
-                 time_limit: float | None = None, # seconds; training stops then, the schedule ends by then
-                 seed: int = 0, # shuffling seed
-                 progress: bool = True, # show a progress bar
-                ) -> dict:
-    "Train with Adam; the learning rate follows `lr_factor` over the steps or the time limit, whichever ends first."
-    missing = [i for i, q in enumerate(questions) if q.program is None]
-    if missing: raise ValueError(f"questions {missing[:5]} have no program; the parser trains on questions with programs")
-    data = ClevrQuestions(None, questions=questions, vocab=model.vocab)
-    loader = DataLoader(data, batch_size, shuffle=True, collate_fn=collate_questions, generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr)
-    total, step, start = epochs * len(loader), 0, time.time()
-    history = {'loss': [], 'epochs': 0.}
-    with tqdm(total=total, disable=not progress) as bar:
-        while step < total:
-            for batch in loader:
-                done = step / total if time_limit is None else max(step / total, (time.time() - start) / max(time_limit, 1e-9))
-                if done >= 1: break
-                for group in optimizer.param_groups: group['lr'] = lr * lr_factor(done)
-                history['loss'].append(parser_step(model, batch, optimizer, word_dropout))
-                step += 1
-                bar.update(); bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-            else: continue
-            break
-    history.update(epochs=step / len(loader), steps=step, seconds=time.time() - start)
-    return history
-
-# %% ../nbs/10_parser.ipynb #fb70ca6e
-def generate_question_corpus(n_scenes: int, # how many scenes to sample
-                             questions_per_scene: int = 10, # questions asked about each scene (fewer when it runs out)
-                             seed: int = 0, # the corpus is a function of the seed
-                             progress: bool = False, # show a progress bar
-                            ) -> tuple:
-    "Sampled scenes and generated questions about them; `question.image_index` is the scene's position."
-    rng, scenes, questions = random.Random(seed), [], []
-    for i in tqdm(range(n_scenes), disable=not progress):
-        scene, _ = sample_scene(rng)
-        scene.image_index = i
-        scenes.append(scene)
-        questions += generate_questions(scene, questions_per_scene, rng)
-    return scenes, questions
 
 # %% ../nbs/10_parser.ipynb #c4364341
 def exact_match(predicted: Sequence[Program], targets: Sequence[Program]) -> float:
@@ -347,26 +285,49 @@ def evaluate_on_dataset(model: QuestionParser, # the parser
     if unknown: raise ValueError(f"{questions_path(root, split)} asks about images {unknown[:5]} that {scenes_path(root, split)} lacks")
     return evaluate_parser(model, questions, [scenes[q.image_index] for q in questions], beam_size)
 
+# %% ../nbs/10_parser.ipynb #5fc1befe
+def train_parser_stage(questions: Sequence[Question], # training questions, each with its program
+                       val: Sequence[Question], # validation questions; those with programs are scored after every epoch
+                       cfg: TrainConfig, # training settings (out_dir: this stage's folder)
+                       model_cfg: ParserConfig | None = None, # the architecture; `ParserConfig()` when None
+                       max_val: int = 2000, # val questions scored after every epoch
+                       word_dropout: float = 0.05, # share of question words replaced by <unk> in training
+                      ) -> QuestionParser:
+    "Train the question parser with the `Trainer`; returns the final model (the val scores are in the run's history)."
+    missing = [i for i, q in enumerate(questions) if q.program is None]
+    if missing: raise ValueError(f"training questions {missing[:5]} have no program; the parser trains on questions with programs")
+    train = ClevrQuestions(None, questions=questions, vocab=build_question_vocab(questions))
+    val = [q for q in val if q.program is not None][:max_val]
+    model = QuestionParser(train.vocab, model_cfg)
+    def loss_fn(m, batch): return parser_loss(m, batch, word_dropout), {}
+    def eval_fn(m): return {'exact_match': evaluate_parser(m, val)['exact_match']} if val else {}
+    Trainer(model, train, loss_fn, replace(cfg, metric='exact_match'), eval_fn=eval_fn, collate_fn=collate_questions,
+            difficulties=[len(q.program) for q in questions]).fit()
+    return model.eval()
+
 # %% ../nbs/10_parser.ipynb #2931a8e6
+PARSER_KIND = 'parser'  # the checkpoint kind of a question parser
+
 def parser_checkpoint(model: QuestionParser) -> dict:
     "The parser as plain values and tensors: config, vocabulary and weights."
-    return {'kind': 'question_parser', 'config': model.config, 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
+    return {'config': asdict(model.config), 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
 
-def parser_from_checkpoint(ckpt: dict) -> QuestionParser:
+def parser_from_checkpoint(ckpt: dict # `parser_checkpoint`'s dict, loaded
+                          ) -> QuestionParser:
     "A parser rebuilt from `parser_checkpoint`'s dict."
-    model = QuestionParser(Vocab.from_json(ckpt['vocab']), **ckpt['config'])
+    model = QuestionParser(Vocab.from_json(ckpt['vocab']), ParserConfig(**ckpt['config']))
     model.load_state_dict(ckpt['state_dict'])
     return model.eval()
 
-def save_parser(model: QuestionParser, path) -> Path:
+# %% ../nbs/10_parser.ipynb #6bc20820
+def save_parser(model: QuestionParser, # the parser to save
+                path, # file to write
+               ) -> Path:
     "Write the parser (config, vocabulary, weights) to `path`, atomically."
-    return save_checkpoint(parser_checkpoint(model), path)
+    return save_checkpoint(parser_checkpoint(model), path, kind=PARSER_KIND)
 
-def load_parser(path, map_location='cpu') -> QuestionParser:
+def load_parser(path, # a file written by `save_parser`
+                map_location='cpu', # where the weights go
+               ) -> QuestionParser:
     "A parser saved by `save_parser`."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; train a parser and save it with save_parser(model, path)")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get('kind') != 'question_parser':
-        raise ValueError(f"{path} is not a question-parser checkpoint (no kind='question_parser'); write one with save_parser")
-    return parser_from_checkpoint(ckpt)
+    return parser_from_checkpoint(load_checkpoint(path, PARSER_KIND, map_location))

@@ -4,7 +4,8 @@
 
 # %% ../nbs/09_perception.ipynb #03471466
 from __future__ import annotations
-import math, os, statistics, time
+import math, statistics, time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -12,17 +13,18 @@ from PIL import Image, ImageDraw
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import ConcatDataset
 from tqdm.auto import tqdm
 from .clevr import *
-from .executor import execute
-from .data import ATTRIBUTE_NAMES, ClevrScenes
-from .train import save_checkpoint
+from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
+from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint
 
 # %% auto #0
-__all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'resize_images', 'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss',
-           'toy_scenes', 'decode_scenes', 'match_objects', 'perception_metrics', 'attribute_confusion', 'draw_objects',
-           'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch',
-           'train_step', 'one_cycle', 'train_perception', 'save_perception', 'perception_from_checkpoint',
+__all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig', 'Perception', 'centre_heatmap',
+           'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes', 'match_objects', 'perception_metrics',
+           'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch',
+           'flip_batch', 'photometric_batch', 'augmented_perception_loss', 'train_perception_stage',
+           'finetune_perception_stage', 'perception_checkpoint', 'perception_from_checkpoint', 'save_perception',
            'load_perception', 'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
@@ -46,6 +48,21 @@ def resize_images(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
     if tuple(images.shape[-2:]) == (size[1], size[0]): return images
     return F.interpolate(images, size=(size[1], size[0]), mode='bilinear', antialias=True, align_corners=False)
 
+# %% ../nbs/09_perception.ipynb #6706fcc9
+@dataclass
+class PerceptionConfig:
+    "Hyper-parameters of the perception network (saved in its checkpoints, so a checkpoint rebuilds the model)."
+    input_size: tuple = (240, 160)  # (width, height) the network reads: half of CLEVR's 480x320, where the smallest objects still span 4+ cells of the stride-4 map
+    widths: tuple = (32, 64, 128)  # channels of the stride 4, 8 and 16 stages: enough for 15 attribute classes, fast on one CPU core
+    blocks: tuple = (1, 1, 2)  # residual blocks per stage; the deepest stage sees whole objects, so it gets two
+    fpn: int = 32  # channels of the fused stride-4 map the heads read
+    head: int = 64  # hidden channels of the per-cell object head (offset, depth, 3D coordinates, attributes)
+
+    def __post_init__(self):
+        self.input_size, self.widths, self.blocks = tuple(self.input_size), tuple(self.widths), tuple(self.blocks)
+        if self.input_size[0] % 16 or self.input_size[1] % 16:
+            raise ValueError(f"PerceptionConfig.input_size={self.input_size}: width and height must be multiples of 16")
+
 # %% ../nbs/09_perception.ipynb #19ae0cfe
 ATTRIBUTE_SIZES = tuple(len(ATTRIBUTES[a]) for a in ATTRIBUTE_NAMES)
 STRIDE = 4  # the output map is 1/4 of the model's input size
@@ -53,18 +70,14 @@ _MEAN_DEPTH = 11.  # typical camera distance of a CLEVR object; the depth channe
 
 class Perception(nn.Module):
     "Image -> dense maps of object centres, positions and attribute logits (decode with `decode_scenes`)."
-    def __init__(self, input_size: tuple = (240, 160), # (width, height) the network reads; inputs are resized to it
-                 widths: tuple = (32, 64, 128), # channels of the stride 4, 8 and 16 stages
-                 blocks: tuple = (1, 1, 2), # residual blocks in each stage
-                 fpn: int = 32, # channels of the fused feature map
-                 head: int = 64, # hidden channels of the object head
+    def __init__(self, config: PerceptionConfig | None = None, # the architecture; `PerceptionConfig()` when None
                 ):
         super().__init__()
-        if input_size[0] % 16 or input_size[1] % 16: raise ValueError(f"input_size {input_size}: width and height must be multiples of 16")
-        self.config = dict(input_size=tuple(input_size), widths=tuple(widths), blocks=tuple(blocks), fpn=fpn, head=head)
+        self.config = config = config or PerceptionConfig()
+        widths, fpn, head = config.widths, config.fpn, config.head
         self.stem = nn.Sequential(nn.Conv2d(3, widths[0], STRIDE, STRIDE, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         self.stages = nn.ModuleList(nn.Sequential(*([_conv_bn(cin, cout, 2)] if cin else []), *[_Residual(cout) for _ in range(n)])
-                                    for cin, cout, n in zip((0, *widths[:-1]), widths, blocks))
+                                    for cin, cout, n in zip((0, *widths[:-1]), widths, config.blocks))
         self.lateral = nn.ModuleList(nn.Conv2d(c, fpn, 1) for c in widths)
         self.fuse = _conv_bn(fpn, fpn)
         self.heatmap = nn.Sequential(_conv_bn(fpn + 2, fpn), nn.Conv2d(fpn, 1, 1))
@@ -77,7 +90,7 @@ class Perception(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         "The fused stride-4 feature map with two coordinate channels appended."
-        x = self.stem(resize_images(images, self.config['input_size']) - 0.5)
+        x = self.stem(resize_images(images, self.config.input_size) - 0.5)
         pyramid = []
         for stage in self.stages: x = stage(x); pyramid.append(x)
         fused = self.lateral[-1](pyramid[-1])
@@ -169,26 +182,20 @@ def perception_loss(outputs: dict, # the model's outputs
     loss = sum(parts.values())
     return loss, {k: v.item() for k, v in parts.items()}
 
-# %% ../nbs/09_perception.ipynb #670129fd
-def toy_scenes(n: int = 4, # images
-               size: tuple = (96, 64), # (width, height)
-               seed: int = 0, # random seed
-              ) -> tuple:
-    "Images of coloured squares on grey, with targets in the data's format (for tests and examples)."
-    g = torch.Generator().manual_seed(seed)
-    palette = torch.tensor([[.5, .5, .5], [.8, .1, .1], [.1, .2, .8], [.1, .7, .2]])  # gray, red, blue, green
-    images, targets = torch.full((n, 3, size[1], size[0]), 0.4), []
-    for i in range(n):
-        k = int(torch.randint(2, 5, (1,), generator=g))
-        xs = torch.randperm(size[0] // 16 - 1, generator=g)[:k] * 16 + 12
-        ys = torch.randint(8, size[1] - 8, (k,), generator=g)
-        colors = torch.randint(0, 4, (k,), generator=g)
-        for x, y, c in zip(xs, ys, colors): images[i, :, y - 5:y + 5, x - 5:x + 5] = palette[c, :, None, None]
-        labels = torch.stack([colors, colors % 3, colors % 2, (colors // 2) % 2], 1)
-        coords = torch.stack([xs / 16., ys / 16., torch.full((k,), .35)], 1).float()
-        targets.append({'labels': labels, 'pixels': torch.stack([xs, ys], 1).float(), 'depth': ys.float() / 8,
-                        'coords': coords, 'image_index': i})
-    return images, targets
+# %% ../nbs/09_perception.ipynb #febdb139
+def find_peaks(heatmap: torch.Tensor, # (B, h, w) centre logits
+               threshold: float = 0.3, # smallest centre probability kept
+               max_objects: int = 16, # most peaks per image
+              ) -> list:
+    "Per image, the (rows, columns) of the heatmap's 3x3 local maxima above `threshold`, strongest first."
+    heat = heatmap.detach().float().sigmoid()
+    peaks = heat * (heat == F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0])
+    w, found = heat.shape[-1], []
+    for image in peaks:
+        scores, flat = image.flatten().topk(min(max_objects, image.numel()))
+        flat = flat[scores > threshold]
+        found.append((flat // w, flat % w))
+    return found
 
 # %% ../nbs/09_perception.ipynb #7e325c74
 def decode_scenes(outputs: dict, # the model's outputs
@@ -197,16 +204,11 @@ def decode_scenes(outputs: dict, # the model's outputs
                   directions: dict | None = None, # relation directions; CLEVR's default camera when None
                  ) -> list:
     "One `Scene` per image: detected objects with attributes, probabilities and positions, and their relationships."
-    heat = outputs['heatmap'].detach().float().sigmoid()
-    peaks = heat * (heat == F.max_pool2d(heat[:, None], 3, 1, 1)[:, 0])
-    h, w = heat.shape[-2:]
+    h, w = outputs['heatmap'].shape[-2:]
     scale = np.array([outputs['image_size'][0] / w, outputs['image_size'][1] / h])
     directions = directions or CLEVR_DIRECTIONS
     scenes = []
-    for b in range(len(heat)):
-        scores, flat = peaks[b].flatten().topk(min(max_objects, h * w))
-        flat = flat[scores > threshold]
-        ys, xs = (flat // w), (flat % w)
+    for b, (ys, xs) in enumerate(find_peaks(outputs['heatmap'], threshold, max_objects)):
         at = lambda m: m[b][..., ys, xs].float().cpu().numpy()  # (C, n) or (n,) at the centres
         offsets = at(outputs['offset']).T
         pixels = (np.stack([xs.cpu().numpy(), ys.cpu().numpy()], 1) + offsets) * scale
@@ -214,7 +216,7 @@ def decode_scenes(outputs: dict, # the model's outputs
         probs = {a: at(outputs['logits'][a].float().softmax(1)).T for a in ATTRIBUTE_NAMES}
         objects = [SceneObject(*(ATTRIBUTES[a][int(probs[a][i].argmax())] for a in ATTRIBUTE_NAMES), coords=tuple(map(float, coords[i])),
                                pixel_coords=(float(pixels[i, 0]), float(pixels[i, 1]), float(depth[i])),
-                               probs={a: probs[a][i].tolist() for a in ATTRIBUTE_NAMES}) for i in range(len(flat))]
+                               probs={a: probs[a][i].tolist() for a in ATTRIBUTE_NAMES}) for i in range(len(ys))]
         scenes.append(Scene(objects, image_index=b, directions=directions, relationships=compute_relationships(coords, directions)))
     return scenes
 
@@ -407,83 +409,85 @@ def photometric_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
     return (x + noise).clamp(0, 1)
 
 
-# %% ../nbs/09_perception.ipynb #33e3ab2d
-def train_step(model: Perception, # the parser, in training mode
-               images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
-               targets: Sequence[dict], # per-image targets
-               optimizer: torch.optim.Optimizer, # updates the model
-               scheduler=None, # stepped after the optimizer when given
-               sigma: float = 1., # width of the centre bumps, in output cells
-              ) -> dict:
-    "One optimisation step; the loss parts as floats, with the total under 'loss'."
-    images = images.to(model.device, memory_format=torch.channels_last)
-    loss, parts = perception_loss(model(images), targets, sigma)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    if scheduler is not None: scheduler.step()
-    return {'loss': loss.item(), **parts}
-
-# %% ../nbs/09_perception.ipynb #a89454f8
-def one_cycle(progress: float, # fraction of training done, 0 to 1
-              warmup: float = 0.15, # fraction spent rising to the peak
-             ) -> float:
-    "Learning-rate factor of a one-cycle schedule: linear rise from 4% to 1, then cosine decay to 0."
-    if progress < warmup: return 0.04 + 0.96 * progress / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1., (progress - warmup) / (1 - warmup))))
-
 # %% ../nbs/09_perception.ipynb #2fb4c585
-def train_perception(model: Perception, # the parser; trained in place
-                     data: CachedScenes, # training images and targets
-                     epochs: int = 30, # passes over `data` (at most, with `max_seconds`)
-                     batch_size: int = 32, # images per step
-                     lr: float = 3e-3, # peak learning rate of the one-cycle schedule
-                     weight_decay: float = 1e-4, # AdamW weight decay
-                     sigma: float = 1., # width of the centre bumps, in output cells
-                     max_shift: int = 0, # random translation of each batch, in pixels (0: none)
-                     flip: bool = False, # mirror half of the images left to right
-                     max_seconds: float | None = None, # time budget; the schedule follows the clock when it runs ahead
-                     seed: int = 0, # order of the batches
-                     progress: bool = True, # show a progress bar
-                    ) -> list:
-    "Train with AdamW and a one-cycle schedule; the mean loss parts of each epoch (and its end time)."
-    model.to(memory_format=torch.channels_last).train()
-    steps, step, start = epochs * math.ceil(len(data) / batch_size), 0, time.monotonic()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
-    done = lambda: max(step / steps, (time.monotonic() - start) / max_seconds if max_seconds else 0.)
-    generator, history = torch.Generator().manual_seed(seed), []
-    bar = tqdm(total=steps, desc='training', disable=not progress)
-    while done() < 1:
-        parts = []
-        for images, targets in data.batches(batch_size, generator=generator):
-            if done() >= 1: break
-            for group in optimizer.param_groups: group['lr'] = lr * one_cycle(done())
-            if max_shift: images, targets = shift_batch(images, targets, max_shift, generator)
-            if flip: images, targets = flip_batch(images, targets, generator)
-            parts.append(train_step(model, images, targets, optimizer, sigma=sigma))
-            step += 1; bar.update()
-        if not parts: break
-        history.append({k: float(np.mean([p[k] for p in parts])) for k in parts[0]} | {'epoch': len(history) + 1, 'seconds': time.monotonic() - start})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
-    bar.close()
-    return history
+def augmented_perception_loss(max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
+                              flip: bool = True, # mirror half of the training images (see `flip_batch`)
+                              photometric: float = 1., # strength of the per-image photometric change (`photometric_batch`; 0: none)
+                             ):
+    "The perception stages' `loss_fn(model, batch)`: the batch shifted, mirrored and photometrically changed, then `perception_loss`."
+    def loss_fn(model, batch):
+        images, targets = shift_batch(*batch, max_shift) if max_shift else batch
+        if flip: images, targets = flip_batch(images, targets)
+        if photometric: images = photometric_batch(images, strength=photometric)
+        return perception_loss(model(images.to(next(model.parameters()).device, memory_format=torch.channels_last)), targets)
+    return loss_fn
+
+# %% ../nbs/09_perception.ipynb #cfc0fd59
+def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and np.isfinite(v)}
+
+def train_perception_stage(root, # dataset root with train and val scenes and images
+                           cfg: TrainConfig, # training settings (out_dir: this stage's folder)
+                           model_cfg: PerceptionConfig | None = None, # the architecture; `PerceptionConfig()` when None
+                           max_val: int = 500, # val images scored after every epoch
+                           max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
+                           flip: bool = True, # mirror half of the training images (see `flip_batch`)
+                           photometric: float = 1., # strength of the per-image photometric change (`photometric_batch`; 0: none)
+                          ) -> Perception:
+    "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
+    model_cfg = model_cfg or PerceptionConfig()
+    train = CachedScenes(ClevrScenes(root, 'train'), model_cfg.input_size)
+    val_scenes = ClevrScenes(root, 'val')
+    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), model_cfg.input_size)
+    model = Perception(model_cfg)
+    loss_fn = augmented_perception_loss(max_shift, flip, photometric)
+    Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
+            eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
+    return model.eval()
+
+# %% ../nbs/09_perception.ipynb #8ee279b7
+def finetune_perception_stage(model: Perception, # perception trained on the synthetic images
+                              root, # the synthetic dataset: as many of its train images join the renders, so nothing is forgotten
+                              blender_root, # a Blender-rendered dataset (its train split), e.g. from `ensure_blender_renders`
+                              cfg: TrainConfig, # training settings (out_dir: this stage's folder); a smaller lr suits fine-tuning
+                              max_val: int = 200, # synthetic val images scored after every epoch
+                             ) -> Perception:
+    "Fine-tune perception on Blender renders of CLEVR's own assets mixed with as many synthetic images; returns the final model."
+    size = model.config.input_size
+    renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
+    synthetic = CachedScenes(ClevrScenes(root, 'train', indices=range(len(renders))), size)
+    val_scenes = ClevrScenes(root, 'val')
+    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
+    Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(), replace(cfg, metric='scene_accuracy'),
+            eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
+    return model.eval()
 
 # %% ../nbs/09_perception.ipynb #391503b8
-def save_perception(model: Perception, path, **extra) -> Path:
-    "Save the model's config and weights (and any `extra` entries, such as metrics) to `path`, atomically."
-    return save_checkpoint({'config': model.config, 'state_dict': model.state_dict(), **extra}, path)
+PERCEPTION_KIND = 'perception'  # the checkpoint kind of a perception model
 
-def perception_from_checkpoint(checkpoint: dict) -> Perception:
+def perception_checkpoint(model: Perception) -> dict:
+    "The model as plain values and tensors: config and weights."
+    return {'config': asdict(model.config), 'state_dict': model.state_dict()}
+
+def perception_from_checkpoint(checkpoint: dict # `perception_checkpoint`'s dict, loaded
+                              ) -> Perception:
     "A `Perception` rebuilt from a loaded checkpoint dict (`config` and `state_dict`)."
-    model = Perception(**checkpoint['config'])
+    model = Perception(PerceptionConfig(**checkpoint['config']))
     model.load_state_dict(checkpoint['state_dict'])
     return model.eval()
 
-def load_perception(path, map_location='cpu') -> Perception:
+# %% ../nbs/09_perception.ipynb #57b99130
+def save_perception(model: Perception, # the model to save
+                    path, # file to write
+                    **extra, # further plain values to keep (metrics, history)
+                   ) -> Path:
+    "Save the model's config and weights (and any `extra` entries) to `path`, atomically."
+    return save_checkpoint({**perception_checkpoint(model), **extra}, path, kind=PERCEPTION_KIND)
+
+def load_perception(path, # a file written by `save_perception`
+                    map_location='cpu', # where the weights go
+                   ) -> Perception:
     "A `Perception` model rebuilt from a checkpoint written by `save_perception`."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"perception checkpoint {path} is missing; train one with train_perception and save_perception")
-    return perception_from_checkpoint(torch.load(path, map_location=map_location, weights_only=True))
+    return perception_from_checkpoint(load_checkpoint(path, PERCEPTION_KIND, map_location))
 
 # %% ../nbs/09_perception.ipynb #3ddb850a
 def measure_latency(model: Perception, # the parser

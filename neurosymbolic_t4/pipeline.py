@@ -4,32 +4,61 @@
 
 # %% ../nbs/12_pipeline.ipynb #a2ada900
 from __future__ import annotations
-import json, time
+import time
 from dataclasses import replace
 from typing import Sequence
 from pathlib import Path
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import Dataset
 from .clevr import *
 from .executor import load_split
 from .data import *
 from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset
 from .perception import *
+from .perception import _numbers
 from .parser import *
 from .model import *
 from .train import *
 
 # %% auto #0
-__all__ = ['STAGES', 'ensure_dataset', 'ensure_blender_renders', 'augmented_perception_loss', 'train_perception_stage',
-           'finetune_perception_stage', 'train_parser_stage', 'ClevrAnswers', 'train_e2e_stage', 'train_all',
-           'train_main', 'train_cli', 'write_evaluation', 'eval_main', 'eval_cli', 'real_clevr_report',
-           'quickstart_main', 'quickstart_cli']
+__all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'STAGES', 'stage_configs', 'ensure_dataset', 'ensure_blender_renders',
+           'dataset_questions', 'ClevrAnswers', 'train_e2e_stage', 'train_all', 'train_main', 'train_cli',
+           'write_evaluation', 'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+
+# %% ../nbs/12_pipeline.ipynb #7d82e08a
+DATA_DEFAULTS = dict(
+    data_root='data/CLEVR_synth',  # where the synthetic default dataset is generated (and looked for)
+    train_images=6000,  # generated train images: perception reaches ~90% scene accuracy with these in ~16 epochs
+    val_images=500,  # generated val images: enough for accuracy to 0.5 points
+    questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser
+    blender_images=256,  # Blender renders of CLEVR's assets for the blender stage, when Blender is present
+)
+
+STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
+    'perception': TrainConfig(epochs=16, batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=50),  # strong decay: 6,000 images
+    'blender': TrainConfig(epochs=15, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=10),  # fine-tuning: a third of the lr
+    'parser': TrainConfig(epochs=4, batch_size=64, lr=2e-3, warmup_steps=50),  # 99%+ exact match on generated questions
+    'e2e': TrainConfig(epochs=1, batch_size=16, lr=1e-4, warmup_steps=50),  # small steps: perception is already good
+}
+
+# %% ../nbs/12_pipeline.ipynb #960cf01c
+def stage_configs(epochs: dict | None = None, # {stage: epochs} overriding the table's
+                  batch_size: int | None = None, # every stage's batch size (None: the table's)
+                  lr: float | None = None, # every stage's learning rate (the blender stage gets a third; None: the table's)
+                  **common, # further `TrainConfig` fields set for every stage (schedule, amp, device, seed, ...)
+                 ) -> dict:
+    "Each stage's `TrainConfig`: `STAGE_DEFAULTS` with the given overrides."
+    epochs = epochs or {}
+    return {stage: replace(cfg, epochs=epochs.get(stage, cfg.epochs), batch_size=batch_size or cfg.batch_size,
+                           lr=(lr / 3 if stage == 'blender' else lr) if lr else cfg.lr, **common)
+            for stage, cfg in STAGE_DEFAULTS.items()}
 
 # %% ../nbs/12_pipeline.ipynb #59c5694b
 def ensure_dataset(root, # dataset root, official CLEVR layout
-                   train: int = 6000, val: int = 500, # images to generate per split when there is no dataset
-                   questions_per_image: int = 10, # questions per generated image
+                   train: int = DATA_DEFAULTS['train_images'], # train images to generate when there is no dataset
+                   val: int = DATA_DEFAULTS['val_images'], # val images to generate when there is no dataset
+                   questions_per_image: int = DATA_DEFAULTS['questions_per_image'], # questions per generated image
                    seed: int = 0, # generator seed
                   ) -> Path:
     "`root` when it holds a dataset; otherwise generate the synthetic default dataset there first."
@@ -41,7 +70,7 @@ def ensure_dataset(root, # dataset root, official CLEVR layout
 
 # %% ../nbs/12_pipeline.ipynb #3cb19e2e
 def ensure_blender_renders(root, # the synthetic dataset's root: the renders go beside it, in `<root>_blender`
-                           images: int = 256, # training images to render (0: none)
+                           images: int = DATA_DEFAULTS['blender_images'], # training images to render (0: none)
                            samples: int = 48, # Cycles samples per pixel
                            size: tuple = (240, 160), # (width, height): rendered at the size perception reads
                            seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
@@ -58,73 +87,12 @@ def ensure_blender_renders(root, # the synthetic dataset's root: the renders go 
 
 
 # %% ../nbs/12_pipeline.ipynb #bab02ce4
-def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and np.isfinite(v)}
-
-def augmented_perception_loss(max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
-                              flip: bool = True, # mirror half of the training images (see `flip_batch`)
-                              photometric: float = 1., # strength of the per-image photometric change (see `photometric_batch`; 0: none)
-                             ):
-    "The perception stages' `loss_fn(model, batch)`: the batch shifted, mirrored and photometrically changed, then `perception_loss`."
-    def loss_fn(m, batch):
-        images, targets = shift_batch(*batch, max_shift) if max_shift else batch
-        if flip: images, targets = flip_batch(images, targets)
-        if photometric: images = photometric_batch(images, strength=photometric)
-        return perception_loss(m(images.to(next(m.parameters()).device, memory_format=torch.channels_last)), targets)
-    return loss_fn
-
-def train_perception_stage(root, # dataset root with train and val scenes and images
-                           cfg: TrainConfig, # training settings (out_dir: this stage's folder)
-                           size: tuple = (240, 160), # (width, height) the network reads
-                           max_val: int = 500, # val images scored after every epoch
-                           max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
-                           flip: bool = True, # mirror half of the training images (see `flip_batch`)
-                           photometric: float = 1., # strength of the per-image photometric change (see `photometric_batch`; 0: none)
-                          ) -> Perception:
-    "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
-    train = CachedScenes(ClevrScenes(root, 'train'), size)
-    val_scenes = ClevrScenes(root, 'val')
-    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
-    model = Perception(input_size=size)
-    loss_fn = augmented_perception_loss(max_shift, flip, photometric)
-    Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
-            eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
-    return model.eval()
-
-# %% ../nbs/12_pipeline.ipynb #a12f4096
-def finetune_perception_stage(model: Perception, # perception trained on the synthetic images
-                              root, # the synthetic dataset: as many of its train images join the renders, so nothing is forgotten
-                              blender_root, # a Blender-rendered dataset (its train split), e.g. from `ensure_blender_renders`
-                              cfg: TrainConfig, # training settings (out_dir: this stage's folder); a smaller lr suits fine-tuning
-                              max_val: int = 200, # synthetic val images scored after every epoch
-                             ) -> Perception:
-    "Fine-tune perception on Blender renders of CLEVR's own assets mixed with as many synthetic images; returns the final model."
-    size = model.config['input_size']
-    renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
-    synthetic = CachedScenes(ClevrScenes(root, 'train', indices=range(len(renders))), size)
-    val_scenes = ClevrScenes(root, 'val')
-    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
-    Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(), replace(cfg, metric='scene_accuracy'),
-            eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
-    return model.eval()
-
-
-# %% ../nbs/12_pipeline.ipynb #016d0b40
-def train_parser_stage(root, # dataset root with train and val questions
-                       cfg: TrainConfig, # training settings (out_dir: this stage's folder)
-                       max_val: int = 2000, # val questions scored after every epoch
-                       word_dropout: float = 0.05, # share of question words replaced by <unk> in training
-                      ) -> QuestionParser:
-    "Train the question parser with the `Trainer`; returns the final model (the val scores are in the run's history)."
-    train = ClevrQuestions(root, 'train')
-    train = ClevrQuestions(root, 'train', questions=[q for q in train.questions if q.program is not None], vocab=train.vocab)
-    val = [q for q in load_questions(questions_path(root, 'val')) if q.program is not None][:max_val]
-    model = QuestionParser(train.vocab)
-    def loss_fn(m, batch): loss = parser_loss(m, batch, word_dropout); return loss, {}
-    def eval_fn(m): return {'exact_match': evaluate_parser(m, val)['exact_match']}
-    difficulties = [len(q.program) for q in train.questions]
-    Trainer(model, train, loss_fn, replace(cfg, metric='exact_match'), eval_fn=eval_fn, collate_fn=collate_questions,
-            difficulties=difficulties).fit()
-    return model.eval()
+def dataset_questions(root, # dataset root, official layout
+                      split: str, # which split
+                      with_programs: bool = True, # keep only questions that have a program
+                     ) -> list:
+    "The questions of a split (those with programs, for the parser)."
+    return [q for q in load_questions(questions_path(root, split)) if q.program is not None or not with_programs]
 
 # %% ../nbs/12_pipeline.ipynb #237a0fdc
 class ClevrAnswers(Dataset):
@@ -153,7 +121,7 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
                     held_out: int = 1000, # further train questions that decide whether fine-tuning helped
                    ) -> NeuroSymbolicVQA:
     "Fine-tune perception from answers alone through the probabilistic executor."
-    size = model.perception.config['input_size']
+    size = model.perception.config.input_size
     start = {k: v.clone() for k, v in model.perception.state_dict().items()}
     answered = [q for q in load_questions(questions_path(root, 'train')) if q.program is not None and q.answer is not None]
     stop = min(max_questions, len(answered) - -(-len(answered) // 5))  # at least a fifth held out (one, for tiny data)
@@ -162,15 +130,18 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
     def loss_fn(m, batch): return answer_loss(m, batch[0], batch[1], batch[2])
     def eval_fn(m):
         m.eval()
-        with torch.no_grad(): accs = [answer_loss(m, *val.collate([val[i] for i in range(s, min(len(val), s + 64))]))[1]['answer_acc'] for s in range(0, len(val), 64)]
+        with torch.no_grad():
+            accs = [answer_loss(m, *val.collate([val[i] for i in range(s, min(len(val), s + 64))]))[1]['answer_acc']
+                    for s in range(0, len(val), 64)]
         return {'val_answer_acc': float(np.mean(accs))}
     before = eval_fn(model.perception)['val_answer_acc']
     Trainer(model.perception, train, loss_fn, replace(cfg, metric='val_answer_acc'), eval_fn=eval_fn, collate_fn=train.collate).fit()
-    best = load_checkpoint(Path(cfg.out_dir) / 'best.pt')
+    best = load_checkpoint(Path(cfg.out_dir) / 'best.pt', TRAIN_STATE)
     if best['best'] > before: model.perception.load_state_dict(best['model'])
     else:
         model.perception.load_state_dict(start)
-        print(f"end-to-end fine-tuning did not beat the held-out answer accuracy it started from ({before:.4f}); keeping the model as it was")
+        print(f"end-to-end fine-tuning did not beat the held-out answer accuracy it started from ({before:.4f}); "
+              "keeping the model as it was")
     return model.eval()
 
 # %% ../nbs/12_pipeline.ipynb #85c4ed2d
@@ -193,7 +164,9 @@ def train_all(root, out_dir, # dataset root; run folder
     p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception'))) if 'perception' in stages else previous.perception
     if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
         p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')))
-    q = train_parser_stage(root, replace(parser, out_dir=str(out / 'parser'))) if 'parser' in stages else previous.parser
+    if 'parser' in stages:
+        q = train_parser_stage(dataset_questions(root, 'train'), dataset_questions(root, 'val'), replace(parser, out_dir=str(out / 'parser')))
+    else: q = previous.parser
     model = NeuroSymbolicVQA(p, q)
     model.save(out / 'model.pt')
     if 'e2e' in stages and e2e.epochs > 0:
@@ -202,42 +175,33 @@ def train_all(root, out_dir, # dataset root; run folder
     print(f"trained {', '.join(stages)} in {(time.time() - started) / 60:.1f} min; model saved to {out / 'model.pt'}")
     return model
 
-# %% ../nbs/12_pipeline.ipynb #b81e2597
-def _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr, schedule, amp, clip_grad, wandb, seed) -> tuple:
-    "TrainConfigs for the three stages from command-line settings (None keeps each stage's default)."
-    def cfg(epochs, default_bs, default_lr, weight_decay=1e-4):
-        return TrainConfig(epochs=epochs, batch_size=batch_size or default_bs, lr=lr or default_lr, schedule=schedule, amp=amp,
-                           clip_grad=clip_grad or None, wandb=wandb, seed=seed, warmup_steps=50, weight_decay=weight_decay)
-    return cfg(perception_epochs, 32, 3e-3, 0.05), cfg(parser_epochs, 64, 2e-3), cfg(e2e_epochs, 16, 1e-4)
-
-def _blender_config(perception: TrainConfig, epochs: int) -> TrainConfig:
-    "The blender stage's settings: the perception stage's, with its own epochs, a third of the learning rate and a short warm-up."
-    return replace(perception, epochs=epochs, lr=perception.lr / 3, warmup_steps=10)
-
 # %% ../nbs/12_pipeline.ipynb #b8edcab2
-def train_main(data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout; the synthetic default is generated when missing
+def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root, official layout; the synthetic default is generated when missing
                out_dir: str = 'runs/nst4', # run folder: stage checkpoints, curves, model.pt
                stages: str = 'perception,blender,parser,e2e', # comma-separated stages to run
-               train_images: int = 6000, # train images to generate when the dataset is missing
-               val_images: int = 500, # val images to generate when the dataset is missing
-               perception_epochs: int = 16, # perception stage epochs on the synthetic images
-               blender_images: int = 256, # Blender renders for the blender stage, made when Blender is present (0: none)
-               blender_epochs: int = 15, # blender stage epochs
-               parser_epochs: int = 4, # parser stage epochs
-               e2e_epochs: int = 1, # end-to-end stage epochs (0: skip)
+               train_images: int = DATA_DEFAULTS['train_images'], # train images to generate when the dataset is missing
+               val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
+               perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs on the synthetic images
+               blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders for the blender stage, made when Blender is present (0: none)
+               blender_epochs: int = STAGE_DEFAULTS['blender'].epochs, # blender stage epochs
+               parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
+               e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                batch_size: int = None, # override every stage's batch size
-               lr: float = None, # override every stage's learning rate
-               schedule: str = 'cosine', # cosine | step | plateau | constant
-               amp: str = 'auto', # auto | bf16 | fp16 | off (CPU always runs full precision)
+               lr: float = None, # override every stage's learning rate (the blender stage gets a third)
+               schedule: str = 'cosine', # cosine | onecycle | step | plateau | constant
+               device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
+               amp: str = 'auto', # auto (bf16 from sm_80, fp16 below) | bf16 | fp16 | off (CPU always runs full precision)
                clip_grad: float = 1.0, # max gradient norm (0: no clipping)
                wandb: str = None, # W&B project to log to (needs wandb installed; WANDB_MODE=offline works)
                seed: int = 0, # seed of the generated dataset and of training
               ):
     "Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\nExample: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\nSeveral GPUs: torchrun --nproc_per_node N $(which nst4_train) ..."
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
-    configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, lr, schedule, amp, clip_grad, wandb, seed)
-    train_all(root, out_dir, *configs, stages=tuple(s.strip() for s in stages.split(',')),
-              blender=_blender_config(configs[0], blender_epochs), blender_root=ensure_blender_renders(root, blender_images))
+    epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
+    configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp, clip_grad=clip_grad or None,
+                            wandb=wandb, seed=seed)
+    train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=tuple(s.strip() for s in stages.split(',')),
+              blender=configs['blender'], blender_root=ensure_blender_renders(root, blender_images))
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
 def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
@@ -255,18 +219,20 @@ def write_evaluation(report: dict, out) -> Path:
 
 # %% ../nbs/12_pipeline.ipynb #3ed3ea25
 def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_train
-              data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout
+              data_root: str = DATA_DEFAULTS['data_root'], # dataset root, official layout
               split: str = 'val', # split to evaluate
               scenes: str = 'predicted', # predicted (full pipeline) | ground_truth (parser + executor only)
               max_questions: int = None, # evaluate the first questions only
               out: str = None, # JSON report path (default: beside the checkpoint)
+              device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
              ):
     "Evaluate a trained model: accuracy overall, per question type and per family; JSON report and sample proofs.\n\nExample: nst4_eval --checkpoint RUN/model.pt --data-root DIR --split val"
     if not Path(checkpoint).exists():
         raise FileNotFoundError(f"no model at {checkpoint}: give --checkpoint RUN/model.pt of a run, or train one with nst4_train --out-dir RUN")
     if not questions_path(data_root, split).exists():
         raise FileNotFoundError(f"no {split} questions at {questions_path(data_root, split)}: give --data-root a dataset root in the official layout")
-    report = evaluate_vqa(load_vqa(checkpoint), data_root, split, scenes, max_questions)
+    model = load_vqa(checkpoint).to(device_and_precision(device, 'off')[0])  # the batches follow the model's device
+    report = evaluate_vqa(model, data_root, split, scenes, max_questions)
     path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
     print(format_table(report)); print(f"report: {path}")
 
@@ -306,23 +272,25 @@ def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
 
 # %% ../nbs/12_pipeline.ipynb #08d15195
 def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
-                    data_root: str = 'data/CLEVR_synthetic', # dataset root; the synthetic default is generated here when missing
-                    train_images: int = 6000, # train images to generate when the dataset is missing
-                    val_images: int = 500, # val images to generate when the dataset is missing
-                    perception_epochs: int = 16, # perception stage epochs on the synthetic images
-                    blender_images: int = 256, # Blender renders for the blender stage, made when Blender is present (0: none)
-                    blender_epochs: int = 15, # blender stage epochs
-                    parser_epochs: int = 4, # parser stage epochs
-                    e2e_epochs: int = 1, # end-to-end stage epochs (0: skip)
+                    data_root: str = DATA_DEFAULTS['data_root'], # dataset root; the synthetic default is generated here when missing
+                    train_images: int = DATA_DEFAULTS['train_images'], # train images to generate when the dataset is missing
+                    val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
+                    perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs on the synthetic images
+                    blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders for the blender stage, made when Blender is present (0: none)
+                    blender_epochs: int = STAGE_DEFAULTS['blender'].epochs, # blender stage epochs
+                    parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
+                    e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                     batch_size: int = None, # override every stage's batch size (tiny runs)
                     real_clevr: bool = True, # also evaluate on the real CLEVR sample beside the project, when there
                     seed: int = 0, # seed of the generated dataset and of training
+                    device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
                    ):
     "Generate the default dataset, train every stage, evaluate, print the per-type table and a sample proof.\n\nExample (tiny, a minute on a CPU): nst4_quickstart --out-dir RUN --data-root DIR --train-images N --val-images N --perception-epochs 1 --parser-epochs 1"
     started, out = time.time(), Path(out_dir)
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
-    configs = _stage_configs(perception_epochs, parser_epochs, e2e_epochs, batch_size, None, 'cosine', 'auto', 1., None, seed)
-    model = train_all(root, out, *configs, blender=_blender_config(configs[0], blender_epochs),
+    epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
+    configs = stage_configs(epochs, batch_size, seed=seed, device=device)
+    model = train_all(root, out, configs['perception'], configs['parser'], configs['e2e'], blender=configs['blender'],
                       blender_root=ensure_blender_renders(root, blender_images))
     report = evaluate_vqa(model, root, 'val', n_proofs=5)
     write_evaluation(report, out / 'eval_val.json')

@@ -11,36 +11,40 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .clevr import atomic_write_json
 
 # %% auto #0
-__all__ = ['TrainConfig', 'allowed_difficulty', 'EpochSampler', 'make_scheduler', 'amp_dtype', 'rng_state', 'set_rng_state',
-           'seed_everything', 'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'Trainer', 'plot_history',
-           'start_wandb', 'ToyRegression', 'toy_model', 'toy_loss']
+__all__ = ['SCHEDULES', 'TRAIN_STATE', 'TrainConfig', 'allowed_difficulty', 'EpochSampler', 'lr_factor', 'LRSchedule',
+           'make_scheduler', 'device_and_precision', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint',
+           'load_checkpoint', 'setup_distributed', 'unwrap', 'Trainer', 'plot_history', 'start_wandb']
 
 # %% ../nbs/08_train.ipynb #550d4fab
 @dataclass
 class TrainConfig:
     "Everything that decides a training run (saved in its checkpoints)."
     out_dir: str = 'runs/train'  # checkpoints, history.json and curves.png go here
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = 'cosine'  # cosine | step | plateau | constant
-    warmup_steps: int = 0  # linear warm-up (cosine and step)
+    epochs: int = 10  # passes over the data (at most: a budget below may end the run sooner)
+    batch_size: int = 32  # items per step and process
+    lr: float = 1e-3  # peak learning rate of the AdamW optimizer
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    schedule: str = 'cosine'  # cosine | onecycle | step | plateau | constant (see `lr_factor`)
+    warmup_steps: int = 0  # linear warm-up steps (every schedule but onecycle, which warms up itself)
+    onecycle_warmup: float = 0.15  # onecycle: share of the run spent rising from 4% of `lr` to `lr`
     step_epochs: int = 3  # step schedule: decay every this many epochs
     gamma: float = 0.1  # step and plateau: decay factor
     patience: int = 1  # plateau: epochs without improvement before decaying
     clip_grad: float | None = 1.0  # max gradient norm; None to skip
-    amp: str = 'auto'  # auto (bf16 or fp16 on CUDA, off on CPU) | bf16 | fp16 | off
-    seed: int = 0
+    device: str = 'auto'  # auto (CUDA when there is a GPU, else CPU) | cpu | cuda | cuda:N (see `device_and_precision`)
+    amp: str = 'auto'  # auto (bf16 from sm_80, fp16 + grad scaler below, off on CPU) | bf16 | fp16 | off
+    seed: int = 0  # data order, initial weights (seeded before the model is used) and augmentation draws
     checkpoint_every: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
     curriculum: list = field(default_factory=list)  # [[first_epoch, max_difficulty], ...], ascending epochs
     metric: str = 'score'  # eval_fn's key that decides the best checkpoint (higher is better)
+    max_seconds: float | None = None  # time budget: training stops when spent, the schedule ends by then
+    max_items: int | None = None  # budget in items seen (images, questions); as `max_seconds`, machine-independent
     wandb: str | None = None  # W&B project; logs only when given and wandb is installed
     num_workers: int = 0  # DataLoader workers
 
@@ -72,25 +76,82 @@ class EpochSampler(Sampler):
     def __len__(self): return len(self.indices)
 
 # %% ../nbs/08_train.ipynb #c3b4da03
-def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    "The learning-rate schedule: per-step cosine or step decay with warm-up, or per-epoch plateau decay."
-    if cfg.schedule == 'plateau':
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode='max', factor=cfg.gamma, patience=cfg.patience)
-    total, warm = max(1, cfg.epochs * steps_per_epoch), cfg.warmup_steps
-    def factor(step):
-        if step < warm: return (step + 1) / warm
-        if cfg.schedule == 'cosine': return 0.5 * (1 + math.cos(math.pi * min(1., (step - warm) / max(1, total - warm))))
-        if cfg.schedule == 'step': return cfg.gamma ** (step // max(1, cfg.step_epochs * steps_per_epoch))
-        if cfg.schedule == 'constant': return 1.
-        raise ValueError(f"TrainConfig.schedule={cfg.schedule!r}: expected cosine, step, plateau or constant")
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+SCHEDULES = ('cosine', 'onecycle', 'step', 'plateau', 'constant')
+
+def lr_factor(cfg: TrainConfig, # the schedule's settings
+              step: int, # optimizer steps done
+              total_steps: int, # steps of the whole run (`cfg.epochs` epochs)
+              spent: float = 0., # share of the time or item budget spent (0 without a budget)
+             ) -> float:
+    "Multiplier of `cfg.lr` at `step`: warm-up, then cosine, one-cycle, step decay or constant (plateau: constant)."
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"TrainConfig.schedule={cfg.schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if cfg.schedule == 'onecycle':
+        progress, rise = max(step / total_steps, spent), cfg.onecycle_warmup
+        if progress < rise: return 0.04 + 0.96 * progress / rise
+        return 0.5 * (1 + math.cos(math.pi * min(1., (progress - rise) / (1 - rise))))
+    warm = cfg.warmup_steps
+    if step < warm: return (step + 1) / warm
+    if cfg.schedule == 'cosine':
+        progress = max((step - warm) / max(1, total_steps - warm), spent)
+        return 0.5 * (1 + math.cos(math.pi * min(1., progress)))
+    if cfg.schedule == 'step':
+        epochs_done = max(step / total_steps, spent) * cfg.epochs
+        return cfg.gamma ** int(epochs_done // cfg.step_epochs)
+    return 1.
+
+# %% ../nbs/08_train.ipynb #d86f9ce8
+class LRSchedule:
+    "Sets the optimizer's learning rates before each step from `lr_factor`, and decays them on a plateau of scores."
+    def __init__(self, optimizer: torch.optim.Optimizer, # its param groups' lr are the peak rates
+                 cfg: TrainConfig, # schedule settings
+                 total_steps: int, # steps of the whole run
+                ):
+        self.optimizer, self.cfg, self.total_steps = optimizer, cfg, max(1, total_steps)
+        self.peaks = [g['lr'] for g in optimizer.param_groups]
+        self.scale, self.best, self.bad_epochs = 1., -math.inf, 0  # plateau state
+
+    def set(self, step: int, # optimizer steps done
+            spent: float = 0., # share of the budget spent
+           ):
+        "Set every group's learning rate for the coming step."
+        f = lr_factor(self.cfg, step, self.total_steps, spent) * self.scale
+        for group, peak in zip(self.optimizer.param_groups, self.peaks): group['lr'] = peak * f
+
+    def end_epoch(self, score: float # the epoch's score (higher is better)
+                 ):
+        "Plateau schedule: decay by `gamma` after more than `patience` epochs without a better score."
+        if self.cfg.schedule != 'plateau': return
+        if score > self.best: self.best, self.bad_epochs = score, 0
+        else: self.bad_epochs += 1
+        if self.bad_epochs > self.cfg.patience: self.scale, self.bad_epochs = self.scale * self.cfg.gamma, 0
+
+    def state_dict(self) -> dict: return {'scale': self.scale, 'best': self.best, 'bad_epochs': self.bad_epochs}
+    def load_state_dict(self, state: dict): self.scale, self.best, self.bad_epochs = state['scale'], state['best'], state['bad_epochs']
+
+def make_scheduler(optimizer: torch.optim.Optimizer, # the optimizer whose rates it sets
+                   cfg: TrainConfig, # schedule settings
+                   steps_per_epoch: int, # optimizer steps in one epoch
+                  ) -> LRSchedule:
+    "The run's learning-rate schedule, the one place every schedule lives."
+    lr_factor(cfg, 0, 1)  # an unknown schedule fails here, before any training
+    return LRSchedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
 
 # %% ../nbs/08_train.ipynb #03e05f62
-def amp_dtype(cfg: TrainConfig, device: torch.device):
-    "The autocast dtype: bf16 where the GPU has it, else fp16, on CUDA; None (full precision) on CPU or when off."
-    if device.type != 'cuda' or cfg.amp == 'off': return None
-    if cfg.amp == 'fp16' or (cfg.amp == 'auto' and not torch.cuda.is_bf16_supported()): return torch.float16
-    return torch.bfloat16
+def device_and_precision(device: str = 'auto', # auto | cpu | cuda | cuda:N
+                         amp: str = 'auto', # auto | bf16 | fp16 | off
+                        ) -> tuple:
+    "(torch.device, autocast dtype or None): bf16 from sm_80, fp16 below, None on the CPU or when `amp` is off."
+    if amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp={amp!r}: expected auto, bf16, fp16 or off")
+    if device == 'auto': device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else 'cpu'
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU here; use --device cpu (or auto)")
+    if device.type != 'cuda' or amp == 'off': return device, None
+    major, minor = torch.cuda.get_device_capability(device)
+    if amp == 'bf16' and major < 8:
+        raise ValueError(f"amp='bf16' on a GPU of compute capability sm_{major}{minor}, which has no native bf16; use fp16 or auto")
+    return device, torch.bfloat16 if amp == 'bf16' or (amp == 'auto' and major >= 8) else torch.float16
 
 # %% ../nbs/08_train.ipynb #88c04971
 def rng_state() -> dict:
@@ -112,102 +173,138 @@ def seed_everything(seed: int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 # %% ../nbs/08_train.ipynb #07d774a7
-def save_checkpoint(obj: dict, path) -> Path:
-    "torch.save through a temporary file and an atomic rename."
+TRAIN_STATE = 'train_state'  # the kind of the Trainer's last.pt / best.pt
+
+def save_checkpoint(obj: dict, # tensors and plain Python values
+                    path, # the file to write
+                    kind: str, # what it holds: 'perception', 'parser', 'vqa', 'baseline:film', TRAIN_STATE, ...
+                   ) -> Path:
+    "Write `obj` with its `kind` through a temporary file and an atomic rename."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(obj, tmp)
+        torch.save({**obj, 'kind': kind}, tmp)
         os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     return path
 
-def load_checkpoint(path, map_location='cpu') -> dict:
-    "A checkpoint written by `save_checkpoint`, loaded safely (`weights_only=True`)."
+# %% ../nbs/08_train.ipynb #fbc55258
+def load_checkpoint(path, # a file written by `save_checkpoint`
+                    kind: str | None = None, # the kind expected; one ending in ':' accepts every kind it starts
+                    map_location='cpu', # where the tensors go
+                   ) -> dict:
+    "A checkpoint written by `save_checkpoint`, loaded safely (`weights_only=True`) and checked to be of `kind`."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist; train first or check --out-dir")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist; train first or check the path")
+    try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: raise ValueError(f"{path} is not a checkpoint of this project ({type(e).__name__})") from None
+    found = ckpt.get('kind') if isinstance(ckpt, dict) else None
+    if kind is not None and not (found == kind or (kind.endswith(':') and str(found).startswith(kind))):
+        raise ValueError(f"{path} holds a {found!r} checkpoint, expected {kind!r}")
+    return ckpt
 
 # %% ../nbs/08_train.ipynb #0da9a9e6
-def setup_distributed() -> tuple:
-    "(rank, world size, device): joins the torchrun process group when there is one (nccl on GPUs, gloo on CPU)."
+def setup_distributed(device: torch.device, # where this process computes (from `device_and_precision`)
+                     ) -> tuple:
+    "(rank, world size): joins the torchrun process group when there is one (nccl on GPUs, gloo on CPU)."
     world = int(os.environ.get('WORLD_SIZE', 1))
-    cuda = torch.cuda.is_available()
-    if world > 1 and not dist.is_initialized(): dist.init_process_group('nccl' if cuda else 'gloo')
-    rank = dist.get_rank() if world > 1 else 0
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else 'cpu')
-    if cuda: torch.cuda.set_device(device)
-    return rank, world, device
+    if world > 1 and not dist.is_initialized(): dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    if device.type == 'cuda': torch.cuda.set_device(device)
+    return (dist.get_rank() if world > 1 else 0), world
+
+# %% ../nbs/08_train.ipynb #1bfb2a9c
+def unwrap(model: torch.nn.Module # a model, possibly wrapped by DistributedDataParallel
+          ) -> torch.nn.Module:
+    "The model inside a DistributedDataParallel wrapper, or the model itself."
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 # %% ../nbs/08_train.ipynb #82ef617c
 class Trainer:
     "Trains `model` on `dataset` with `loss_fn`, checkpointing so that an interrupted run resumes exactly."
-    def __init__(self, model: torch.nn.Module,
-                 dataset: Dataset,
+    def __init__(self, model: torch.nn.Module, # the network; moved to the run's device
+                 dataset: Dataset, # training items
                  loss_fn: Callable, # (model, batch) -> (loss, {name: float})
-                 cfg: TrainConfig,
+                 cfg: TrainConfig, # the run's settings
                  eval_fn: Callable | None = None, # (model) -> {metric: float}, run after every epoch
-                 collate_fn: Callable | None = None,
+                 collate_fn: Callable | None = None, # list of items -> batch
                  difficulties: Sequence | None = None, # per item, for the curriculum
                  callbacks: Sequence[Callable] = (), # called as cb(trainer) after every step
+                 clock: Callable[[], float] = time.monotonic, # seconds, for the time budget and the history
                 ):
         self.cfg, self.dataset, self.loss_fn, self.eval_fn = cfg, dataset, loss_fn, eval_fn
-        self.collate_fn, self.difficulties, self.callbacks = collate_fn, difficulties, list(callbacks)
-        self.rank, self.world, self.device = setup_distributed()
+        self.collate_fn, self.difficulties, self.callbacks, self.clock = collate_fn, difficulties, list(callbacks), clock
+        self.device, self.dtype = device_and_precision(cfg.device, cfg.amp)
+        self.rank, self.world = setup_distributed(self.device)
         self.model = model.to(self.device)
         self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else None
         self.out = Path(cfg.out_dir)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * self.world))
         self.scheduler = make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
-        self.dtype = amp_dtype(cfg, self.device)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.dtype == torch.float16)
         self.epoch, self.batch_in_epoch, self.step, self.best, self.history = 0, 0, 0, -math.inf, []
+        self.items, self.seconds = 0, 0.  # items seen and seconds spent training, over all processes and resumes
         self.epoch_losses = []  # losses of the current epoch so far
         self.wandb = None
 
     @property
     def is_main(self) -> bool: return self.rank == 0
 
+    @property
+    def spent(self) -> float:
+        "Share of the time or item budget used, whichever is larger (0 without a budget)."
+        return max(self.seconds / self.cfg.max_seconds if self.cfg.max_seconds else 0.,
+                   self.items / self.cfg.max_items if self.cfg.max_items else 0.)
+
 # %% ../nbs/08_train.ipynb #5e9ce7c2
 @patch
 def state_dict(self: Trainer) -> dict:
-    "Model, optimizer, schedule, grad scaler, RNG states, position in the epoch, history and config."
+    "Model, optimizer, schedule, grad scaler, RNG states, position in the epoch and budget, history and config."
     return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
             'scaler': self.scaler.state_dict(), 'rng': rng_state(), 'epoch': self.epoch, 'batch_in_epoch': self.batch_in_epoch,
-            'step': self.step, 'best': self.best, 'history': self.history, 'epoch_losses': self.epoch_losses, 'config': asdict(self.cfg)}
+            'step': self.step, 'items': self.items, 'seconds': self.seconds, 'best': self.best, 'history': self.history,
+            'epoch_losses': self.epoch_losses, 'config': asdict(self.cfg)}
 
 @patch
-def load_state_dict(self: Trainer, state: dict):
+def load_state_dict(self: Trainer, state: dict # from `state_dict`
+                   ):
     "Restore a run saved by `state_dict`."
     self.model.load_state_dict(state['model']); self.optimizer.load_state_dict(state['optimizer'])
     self.scheduler.load_state_dict(state['scheduler']); self.scaler.load_state_dict(state['scaler'])
     set_rng_state(state['rng'])
     self.epoch, self.batch_in_epoch, self.step = state['epoch'], state['batch_in_epoch'], state['step']
+    self.items, self.seconds = state['items'], state['seconds']
     self.best, self.history, self.epoch_losses = state['best'], state['history'], state['epoch_losses']
 
 @patch
-def checkpoint(self: Trainer, name: str = 'last.pt'):
+def checkpoint(self: Trainer, name: str = 'last.pt' # file name in `out_dir`
+              ):
     "Write the run's state atomically (first process only)."
-    if self.is_main: save_checkpoint(self.state_dict(), self.out / name)
+    if self.is_main: save_checkpoint(self.state_dict(), self.out / name, kind=TRAIN_STATE)
 
 # %% ../nbs/08_train.ipynb #557179af
 @patch
-def _loader(self: Trainer) -> DataLoader:
-    "This epoch's batches from the current position on."
+def _batches(self: Trainer) -> list:
+    "This epoch's batches of item indices from the current position on."
     sampler = EpochSampler(len(self.dataset), self.cfg.seed, self.epoch, self.cfg.batch_size, self.batch_in_epoch, self.difficulties,
                            allowed_difficulty(self.cfg.curriculum, self.epoch), self.rank, self.world)
-    # its own generator: creating a loader must not draw from the global RNG, or a resumed run would diverge
     # a dataset smaller than one batch (a tiny check run) gives one short batch instead of none
-    return DataLoader(self.dataset, self.cfg.batch_size, sampler=sampler, collate_fn=self.collate_fn, num_workers=self.cfg.num_workers,
-                      drop_last=len(self.dataset) > self.cfg.batch_size, pin_memory=self.device.type == 'cuda',
-                      generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch))
+    return list(BatchSampler(sampler, self.cfg.batch_size, drop_last=len(self.dataset) > self.cfg.batch_size))
 
 @patch
-def train_step(self: Trainer, batch) -> dict:
+def _loader(self: Trainer, batches: list) -> DataLoader:
+    "The batches' items, collated, prefetched by `num_workers` processes."
+    # its own generator: creating a loader must not draw from the global RNG, or a resumed run would diverge
+    return DataLoader(self.dataset, batch_sampler=batches, collate_fn=self.collate_fn, num_workers=self.cfg.num_workers,
+                      pin_memory=self.device.type == 'cuda', generator=torch.Generator().manual_seed(self.cfg.seed + self.epoch))
+
+@patch
+def train_step(self: Trainer, batch # one collated batch
+              ) -> dict:
     "One optimisation step under autocast, with gradient scaling and clipping; returns the loss parts."
     self.model.train()
+    self.scheduler.set(self.step, self.spent)
     with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
         loss, parts = self.loss_fn(self.ddp or self.model, batch)
     self.optimizer.zero_grad(set_to_none=True)
@@ -216,21 +313,21 @@ def train_step(self: Trainer, batch) -> dict:
         self.scaler.unscale_(self.optimizer)
         parts['grad_norm'] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad))
     self.scaler.step(self.optimizer); self.scaler.update()
-    if self.cfg.schedule != 'plateau': self.scheduler.step()
     return {'loss': loss.item(), **parts}
 
 # %% ../nbs/08_train.ipynb #bc67de48
 @patch
-def end_epoch(self: Trainer, seconds: float):
+def end_epoch(self: Trainer, seconds: float # the epoch's duration
+             ) -> dict:
     "Evaluate, step a plateau schedule, record history, keep the best checkpoint, plot, log."
     losses, self.epoch_losses = self.epoch_losses, []
     metrics = self.eval_fn(self.model) if self.eval_fn is not None and self.is_main else {}
     if self.world > 1:  # every process takes the same schedule decisions
         shared = [metrics]; dist.broadcast_object_list(shared, src=0); metrics = shared[0]
     score = metrics.get(self.cfg.metric, -float(np.mean(losses)) if losses else -math.inf)
-    if self.cfg.schedule == 'plateau': self.scheduler.step(score)
+    self.scheduler.end_epoch(score)
     row = {'epoch': self.epoch, 'step': self.step, 'train_loss': float(np.mean(losses)) if losses else None,
-           'lr': self.optimizer.param_groups[0]['lr'], 'seconds': round(seconds, 2), **metrics}
+           'lr': self.optimizer.param_groups[0]['lr'], 'items': self.items, 'seconds': round(seconds, 2), **metrics}
     self.history.append(row)
     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
     improved = score > self.best
@@ -245,22 +342,34 @@ def end_epoch(self: Trainer, seconds: float):
 
 # %% ../nbs/08_train.ipynb #28d4a8cf
 @patch
-def fit(self: Trainer, resume: bool = True) -> list:
-    "Train to `cfg.epochs`, resuming from `out_dir/last.pt` when it exists; returns the history."
-    if resume and (self.out / 'last.pt').exists(): self.load_state_dict(load_checkpoint(self.out / 'last.pt', self.device))
+def _sync_seconds(self: Trainer, started: float):
+    "Seconds spent, the same in every process (the slowest's), so all stop at the same step."
+    self.seconds = self.clock() - started
+    if self.world > 1 and self.cfg.max_seconds:
+        t = torch.tensor([self.seconds], device=self.device); dist.all_reduce(t, dist.ReduceOp.MAX); self.seconds = t.item()
+
+@patch
+def fit(self: Trainer, resume: bool = True # continue from `out_dir/last.pt` when it exists
+       ) -> list:
+    "Train to `cfg.epochs` or until the budget is spent, resuming from `out_dir/last.pt`; returns the history."
+    if resume and (self.out / 'last.pt').exists(): self.load_state_dict(load_checkpoint(self.out / 'last.pt', TRAIN_STATE, self.device))
     else: seed_everything(self.cfg.seed)
     self.wandb = start_wandb(self.cfg) if self.is_main else None
-    while self.epoch < self.cfg.epochs:
-        start = time.time()
-        loader = self._loader()
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.is_main, leave=False)
-        for batch in bar:
+    started = self.clock() - self.seconds
+    while self.epoch < self.cfg.epochs and self.spent < 1:
+        epoch_start, batches = self.clock(), self._batches()
+        bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.is_main, leave=False)
+        for indices, batch in zip(batches, self._loader(batches)):
             parts = self.train_step(batch)
             self.epoch_losses.append(parts['loss']); self.step += 1; self.batch_in_epoch += 1
-            bar.set_postfix(loss=f"{parts['loss']:.4f}")
+            self.items += len(indices) * self.world
+            bar.update(); bar.set_postfix(loss=f"{parts['loss']:.4f}")
             if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0: self.checkpoint('last.pt')
             for cb in self.callbacks: cb(self)
-        self.end_epoch(time.time() - start)
+            self._sync_seconds(started)
+            if self.spent >= 1: break
+        bar.close()
+        self.end_epoch(self.clock() - epoch_start)
     if self.wandb: self.wandb.finish()
     return self.history
 
@@ -283,21 +392,3 @@ def start_wandb(cfg: TrainConfig):
     try: import wandb
     except ImportError: raise ImportError(f"TrainConfig.wandb={cfg.wandb!r} asks for Weights & Biases, which is not installed: pip install wandb") from None
     return wandb.init(project=cfg.wandb, config=asdict(cfg), dir=cfg.out_dir)
-
-# %% ../nbs/08_train.ipynb #721d46fd
-class ToyRegression(Dataset):
-    "A fixed random regression problem for testing the trainer."
-    def __init__(self, n: int = 64, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 8, generator=g); self.y = self.x @ torch.randn(8, 1, generator=g)
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i): return self.x[i], self.y[i]
-
-def toy_model() -> torch.nn.Module:
-    "A small MLP with dropout."
-    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(32, 1))
-
-def toy_loss(model, batch) -> tuple:
-    "Mean squared error on a toy batch."
-    loss = torch.nn.functional.mse_loss(model(batch[0]), batch[1])
-    return loss, {}
