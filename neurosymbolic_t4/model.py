@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from .clevr import *
 from .executor import *
@@ -28,7 +27,8 @@ __all__ = ['VQA_KIND', 'image_tensor', 'VQAAnswer', 'explain', 'NeuroSymbolicVQA
            'select_scene', 'answer_loss', 'accuracy_table', 'format_table', 'evaluate_vqa']
 
 # %% ../nbs/11_model.ipynb #ef2ac94e
-def image_tensor(image) -> torch.Tensor:
+def image_tensor(image # a path, PIL image, (H, W, 3) uint8 array or (3, H, W) tensor
+                ) -> torch.Tensor:
     "(3, H, W) floats in [0, 1] from a path, a PIL image, a uint8 array or a tensor."
     if isinstance(image, torch.Tensor): return image.float() / 255 if image.dtype == torch.uint8 else image
     if isinstance(image, (str, Path)): image = load_rgb(image)
@@ -52,12 +52,14 @@ class VQAAnswer:
         "The question, the program, the proof and the answer, for a person to read."
         objects = '\n'.join(f"  #{i} {describe_object(o)} at pixel ({o.pixel_coords[0]:.0f}, {o.pixel_coords[1]:.0f})" for i, o in enumerate(self.scene.objects))
         failed = f"\nexact execution failed: {self.error}; answer taken from the probabilistic execution" if self.error else ''
-        return (f"question: {self.question}\nprogram: {self.program.to_text()}\nscene ({len(self.scene.objects)} objects):\n{objects}\n"
+        return (f"question: {self.question}\nprogram: {self.program.to_text()}\nscene ({len(self.scene.objects)} "
+                f"objects):\n{objects}\n"
                 f"proof:\n{self.proof.text()}{failed}\nanswer: {self.answer} (confidence {self.confidence:.3f})")
 
     def to_json(self) -> dict:
         "Everything as JSON: answer, confidence, program, scene, exact and probabilistic proofs."
-        return {'question': self.question, 'answer': self.answer, 'confidence': self.confidence, 'program': self.program.to_json(),
+        return {'question': self.question, 'answer': self.answer, 'confidence': self.confidence,
+                'program': self.program.to_json(),
                 'scene': self.scene.to_json(), 'proof': self.proof.to_json(), 'soft_proof': self.soft.proof_steps(0), 'error': self.error}
 
 # %% ../nbs/11_model.ipynb #5d71f607
@@ -77,7 +79,9 @@ def explain(program: Program, # the parsed program
 # %% ../nbs/11_model.ipynb #cc1c91b1
 class NeuroSymbolicVQA(torch.nn.Module):
     "Perception + parser + executor: answers questions about images, with proofs."
-    def __init__(self, perception: Perception, parser: QuestionParser):
+    def __init__(self, perception: Perception, # image -> scene
+                 parser: QuestionParser, # question -> program
+                ):
         super().__init__()
         self.perception, self.parser = perception, parser
 
@@ -89,12 +93,16 @@ class NeuroSymbolicVQA(torch.nn.Module):
                      beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
                     ) -> list:
         "A `VQAAnswer` for every (image, question) pair."
-        if len(images) != len(questions): raise ValueError(f"{len(images)} images but {len(questions)} questions: give one image per question")
+        if len(images) != len(questions): raise ValueError(f"{len(images)} images but {len(questions)} questions: "
+                                                           "give one image per question")
         scenes = self.perception.predict(torch.stack([image_tensor(i) for i in images]))
         programs = parse_questions(self.parser, list(questions), beam_size)
         return [explain(p, s, q) for p, s, q in zip(programs, scenes, questions)]
 
-    def answer(self, image, question: str, beam_size: int = 1) -> VQAAnswer:
+    def answer(self, image, # a path, PIL image, array or tensor
+               question: str, # the question text
+               beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
+              ) -> VQAAnswer:
         "Answer one question about one image."
         return self.answer_batch([image], [question], beam_size)[0]
 
@@ -106,7 +114,8 @@ def save(self: NeuroSymbolicVQA, path, # file to write
          **extra, # further plain values to keep
         ) -> Path:
     "Write the whole model (configs, vocabulary, weights, and any `extra` plain values) atomically."
-    return save_checkpoint({'perception': perception_checkpoint(self.perception), 'parser': parser_checkpoint(self.parser), **extra},
+    return save_checkpoint({'perception': perception_checkpoint(self.perception),
+                            'parser': parser_checkpoint(self.parser), **extra},
                            path, kind=VQA_KIND)
 
 def load_vqa(path, # a file written by `NeuroSymbolicVQA.save`
@@ -114,7 +123,8 @@ def load_vqa(path, # a file written by `NeuroSymbolicVQA.save`
             ) -> NeuroSymbolicVQA:
     "A `NeuroSymbolicVQA` from a file written by `save`."
     ckpt = load_checkpoint(path, VQA_KIND, map_location)
-    return NeuroSymbolicVQA(perception_from_checkpoint(ckpt['perception']), parser_from_checkpoint(ckpt['parser'])).eval()
+    return NeuroSymbolicVQA(perception_from_checkpoint(ckpt['perception']),
+                            parser_from_checkpoint(ckpt['parser'])).eval()
 
 # %% ../nbs/11_model.ipynb #9f53b5b0
 def soft_scene_from_outputs(outputs: dict, # perception's outputs for a batch
@@ -140,7 +150,8 @@ def select_scene(scene: SoftScene, # a batch of soft scenes
                  b: int, # which one
                 ) -> SoftScene:
     "Item `b` of a batched `SoftScene`, as a batch of one."
-    return SoftScene({a: t[b:b + 1] for a, t in scene.attributes.items()}, scene.exists[b:b + 1], {r: t[b:b + 1] for r, t in scene.relations.items()})
+    return SoftScene({a: t[b:b + 1] for a, t in scene.attributes.items()}, scene.exists[b:b + 1],
+                     {r: t[b:b + 1] for r, t in scene.relations.items()})
 
 # %% ../nbs/11_model.ipynb #c404a9bf
 def answer_loss(perception: Perception, # the network being fine-tuned
@@ -156,16 +167,19 @@ def answer_loss(perception: Perception, # the network being fine-tuned
     return loss, {'answer_acc': (probs.argmax(1).cpu() == answers.cpu()).float().mean().item()}
 
 # %% ../nbs/11_model.ipynb #cf64c1c2
-def accuracy_table(records: Sequence[dict]) -> dict:
+def accuracy_table(records: Sequence[dict] # one per question: 'type', 'family', 'correct'
+                  ) -> dict:
     "Accuracy overall, per type and per family from records with 'type', 'family' and 'correct'."
-    def acc(rows): return {'accuracy': float(np.mean([r['correct'] for r in rows])) if rows else None, 'questions': len(rows)}
+    def acc(rows): return {'accuracy': float(np.mean([r['correct'] for r in rows])) if rows else None,
+                           'questions': len(rows)}
     by_type, by_family = defaultdict(list), defaultdict(list)
     for r in records: by_type[r['type']].append(r); by_family[r['family']].append(r)
     return {'overall': acc(records), 'per_type': {k: acc(v) for k, v in sorted(by_type.items())},
             'per_family': {str(k): acc(v) for k, v in sorted(by_family.items(), key=lambda kv: str(kv[0]))}}
 
 # %% ../nbs/11_model.ipynb #5017eded
-def format_table(table: dict) -> str:
+def format_table(table: dict # from `accuracy_table` (or an evaluation report)
+                ) -> str:
     "The per-type accuracy table as text."
     rows = [f"{'question type':<20}{'accuracy':>10}{'questions':>11}"]
     for name, r in [*table['per_type'].items(), ('overall', table['overall'])]:
@@ -185,7 +199,8 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
     "Answer accuracy overall, per question type and per family, with a sample of proofs."
     gt, questions = load_split(root, split)
     questions = [q for q in questions if q.answer is not None and q.image_index in gt][:max_questions]
-    if not questions: raise ValueError(f"{questions_path(root, split)}: no answered questions with a scene to evaluate on")
+    if not questions: raise ValueError(f"{questions_path(root, split)}: no answered questions with a scene to "
+                                       "evaluate on")
     if scenes == 'ground_truth': seen = gt
     else:
         ds = ClevrScenes(root, split, indices={q.image_index for q in questions})
@@ -194,11 +209,13 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
             items = [ds[i] for i in range(start, min(len(ds), start + batch_size))]
             for (x, t), s in zip(items, model.perception.predict(torch.stack([x for x, _ in items]))): seen[t['image_index']] = s
     programs = []
-    for start in range(0, len(questions), 256): programs += parse_questions(model.parser, [q.question for q in questions[start:start + 256]])
+    for start in range(0, len(questions), 256): programs += parse_questions(model.parser,
+                                                                            [q.question for q in questions[start:start + 256]])
     answers = [explain(p, seen[q.image_index], q.question) for p, q in zip(programs, questions)]
     records = [{'type': question_type(q.program) if q.program else question_type(p), 'family': q.question_family_index,
                 'correct': a.answer == q.answer} for q, p, a in zip(questions, programs, answers)]
     sample = random.Random(seed).sample(range(len(questions)), min(n_proofs, len(questions)))
     return {'split': split, 'scenes': scenes, **accuracy_table(records),
             'program_exact_match': float(np.mean([p.to_tokens() == q.program.to_tokens() for p, q in zip(programs, questions) if q.program])) if any(q.program for q in questions) else None,
-            'proofs': [{**answers[i].to_json(), 'expected': questions[i].answer, 'text': answers[i].text()} for i in sample]}
+            'proofs': [{**answers[i].to_json(), 'expected': questions[i].answer,
+                        'text': answers[i].text()} for i in sample]}

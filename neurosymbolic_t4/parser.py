@@ -46,7 +46,8 @@ class ProgramGrammar:
     def __init__(self, max_len: int = 40, # most program tokens (without `</s>`)
                  vocab: Vocab = PROGRAM_VOCAB, # program token vocabulary
                 ):
-        if max_len < SHORTEST_PROGRAM[ROOT_TYPE]: raise ValueError(f"max_len={max_len} is too short; the shortest CLEVR program has {SHORTEST_PROGRAM[ROOT_TYPE]} tokens")
+        if max_len < SHORTEST_PROGRAM[ROOT_TYPE]: raise ValueError(f"max_len={max_len} is too short; the shortest "
+                                                                   f"CLEVR program has {SHORTEST_PROGRAM[ROOT_TYPE]} tokens")
         self.max_len, self.vocab = max_len, vocab
         specs = [FUNCTIONS.get(t.partition('[')[0]) for t in vocab.itos]
         self.inputs = [spec.inputs if spec else () for spec in specs]
@@ -60,7 +61,8 @@ class ProgramGrammar:
 
     start = ((ROOT_TYPE,), 0)
 
-    def mask(self, states: Sequence[tuple]) -> torch.Tensor:
+    def mask(self, states: Sequence[tuple] # decoding states
+            ) -> torch.Tensor:
         "Allowed next tokens for each state, as a (len(states), len(vocab)) bool tensor."
         rows = []
         for expected, length in states:
@@ -70,7 +72,9 @@ class ProgramGrammar:
             rows.append(self.allowed_for[top] & (self.extra_cost[top] <= slack))
         return torch.stack(rows)
 
-    def advance(self, state: tuple, token: int) -> tuple:
+    def advance(self, state: tuple, # a decoding state
+                token: int, # the token written
+               ) -> tuple:
         "The state after writing `token` (a finished state stays finished)."
         expected, length = state
         if not expected: return state
@@ -85,7 +89,8 @@ def encode_questions(vocab: Vocab, # question vocabulary
     ids = []
     for i, text in enumerate(questions):
         tokens = tokenize(text)
-        if not tokens: raise ValueError(f"question {i} is empty ({text!r}); pass the question text, e.g. 'How many red cubes are there?'")
+        if not tokens: raise ValueError(f"question {i} is empty ({text!r}); pass the question text, e.g. 'How many "
+                                        "red cubes are there?'")
         ids.append(torch.tensor(vocab.encode(tokens[:max_len])))
     lengths = torch.tensor([len(x) for x in ids])
     return nn.utils.rnn.pad_sequence(ids, batch_first=True), lengths
@@ -102,7 +107,8 @@ class ParserConfig:
     max_program_len: int = 40  # decoded programs have at most this many tokens (CLEVR's longest prefix program has 27)
 
     def __post_init__(self):
-        if self.hidden_dim % 2: raise ValueError(f"ParserConfig.hidden_dim={self.hidden_dim} must be even (it is split between the two encoder directions)")
+        if self.hidden_dim % 2: raise ValueError(f"ParserConfig.hidden_dim={self.hidden_dim} must be even (it is "
+                                                 "split between the two encoder directions)")
 
 # %% ../nbs/10_parser.ipynb #6eedf120
 class QuestionParser(nn.Module):
@@ -124,17 +130,25 @@ class QuestionParser(nn.Module):
         self.out = nn.Linear(hidden_dim, len(PROGRAM_VOCAB))
         self.drop = nn.Dropout(config.dropout)
 
-    def encode(self, questions: torch.Tensor, lengths: torch.Tensor) -> tuple:
+    def encode(self, questions: torch.Tensor, # (B, S) question ids
+               lengths: torch.Tensor, # (B,) their lengths
+              ) -> tuple:
         "Encoder outputs (B, S, H), their padding mask (B, S) and the decoder's initial (h, c)."
-        packed = pack_padded_sequence(self.drop(self.question_embed(questions)), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(self.drop(self.question_embed(questions)), lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
         out, (h, _) = self.encoder(packed)
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=questions.shape[1])
         final = torch.cat([h[-2], h[-1]], -1)  # last layer, both directions
         h0, c0 = torch.tanh(self.bridge(final)).chunk(2, -1)
         layers = self.config.layers
-        return memory, questions != self.vocab.pad, (h0.expand(layers, -1, -1).contiguous(), c0.expand(layers, -1, -1).contiguous())
+        return memory, questions != self.vocab.pad, (h0.expand(layers, -1, -1).contiguous(),
+                                                     c0.expand(layers, -1, -1).contiguous())
 
-    def decode(self, programs: torch.Tensor, state: tuple, memory: torch.Tensor, mask: torch.Tensor) -> tuple:
+    def decode(self, programs: torch.Tensor, # (B, T) program token ids so far
+               state: tuple, # the decoder's (h, c)
+               memory: torch.Tensor, # (B, S, H) encoder outputs
+               mask: torch.Tensor, # (B, S) True at real question words
+              ) -> tuple:
         "Logits (B, T, V) for the next token after each of `programs` (B, T), and the new decoder state."
         out, state = self.decoder(self.drop(self.program_embed(programs)), state)
         scores = self.attend(out) @ memory.transpose(1, 2)  # (B, T, S)
@@ -142,14 +156,20 @@ class QuestionParser(nn.Module):
         mixed = torch.tanh(self.combine(torch.cat([out, weights @ memory], -1)))
         return self.out(self.drop(mixed)), state
 
-    def forward(self, questions, lengths, programs):
+    def forward(self, questions: torch.Tensor, # (B, S) question ids
+                lengths: torch.Tensor, # (B,) their lengths
+                programs: torch.Tensor, # (B, T) program ids starting with `<s>`
+               ) -> torch.Tensor:
         "Teacher-forced logits: `programs` starts with `<s>` and predicts its own next tokens."
         memory, mask, state = self.encode(questions, lengths)
         return self.decode(programs, state, memory, mask)[0]
 
 # %% ../nbs/10_parser.ipynb #eb1a5ec8
 @torch.no_grad()
-def greedy_decode(model: QuestionParser, questions: torch.Tensor, lengths: torch.Tensor) -> list:
+def greedy_decode(model: QuestionParser, # the parser
+                  questions: torch.Tensor, # (B, S) question ids
+                  lengths: torch.Tensor, # (B,) their lengths
+                 ) -> list:
     "Program token ids (without `<s>`/`</s>`) for a batch of encoded questions, best token at each step."
     grammar, B = model.grammar, questions.shape[0]
     memory, mask, state = model.encode(questions, lengths)
@@ -192,7 +212,11 @@ def _beam_one(model: QuestionParser, memory, mask, state, beam_size: int) -> lis
     return best[1]
 
 @torch.no_grad()
-def beam_decode(model: QuestionParser, questions: torch.Tensor, lengths: torch.Tensor, beam_size: int = 5) -> list:
+def beam_decode(model: QuestionParser, # the parser
+                questions: torch.Tensor, # (B, S) question ids
+                lengths: torch.Tensor, # (B,) their lengths
+                beam_size: int = 5, # partial programs kept at each step
+               ) -> list:
     "Program token ids for a batch of encoded questions, by beam search over complete programs."
     memory, mask, state = model.encode(questions, lengths)
     return [_beam_one(model, memory[i:i + 1], mask[i:i + 1], (state[0][:, i:i + 1], state[1][:, i:i + 1]), beam_size)
@@ -238,9 +262,12 @@ def parser_loss(model: QuestionParser, # the parser
     return F.cross_entropy(logits.flatten(0, 1), programs[:, 1:].flatten(), ignore_index=PROGRAM_VOCAB.pad)
 
 # %% ../nbs/10_parser.ipynb #c4364341
-def exact_match(predicted: Sequence[Program], targets: Sequence[Program]) -> float:
+def exact_match(predicted: Sequence[Program], # parsed programs
+                targets: Sequence[Program], # the right programs
+               ) -> float:
     "Fraction of programs whose prefix token sequences are identical."
-    if len(predicted) != len(targets): raise ValueError(f"{len(predicted)} predicted programs for {len(targets)} targets")
+    if len(predicted) != len(targets): raise ValueError(f"{len(predicted)} predicted programs for {len(targets)} "
+                                                        "targets")
     return sum(p.to_tokens() == t.to_tokens() for p, t in zip(predicted, targets)) / max(len(targets), 1)
 
 def _answer(program: Program, scene: Scene) -> str | None:
@@ -252,14 +279,16 @@ def answer_accuracy(programs: Sequence[Program], # parsed programs
                     answers: Sequence[str], # the right answers
                    ) -> float:
     "Fraction of programs that answer right on their scenes (execution errors count as wrong)."
-    if not len(programs) == len(scenes) == len(answers): raise ValueError(f"got {len(programs)} programs, {len(scenes)} scenes, {len(answers)} answers; pass one of each per question")
+    if not len(programs) == len(scenes) == len(answers): raise ValueError(f"got {len(programs)} programs, "
+                                                                          f"{len(scenes)} scenes, {len(answers)} answers; pass one of each per question")
     return sum(_answer(p, s) == a for p, s, a in zip(programs, scenes, answers)) / max(len(answers), 1)
 
 # %% ../nbs/10_parser.ipynb #d9bf3364
 def evaluate_parser(model: QuestionParser, # the parser
                     questions: Sequence[Question], # questions, with programs and/or answers
                     scenes: Sequence[Scene] | None = None, # the scene of each question, for answer accuracy
-                    beam_size: int = 1, batch_size: int = 256,
+                    beam_size: int = 1, # 1: greedy decoding; more: beam search
+                    batch_size: int = 256, # questions parsed at once
                    ) -> dict:
     "Exact match (where programs exist) and answer accuracy (where scenes and answers exist) of the parser."
     predicted = [p for i in range(0, len(questions), batch_size)
@@ -267,7 +296,8 @@ def evaluate_parser(model: QuestionParser, # the parser
     result = {'questions': len(questions), 'predicted': predicted}
     with_program = [i for i, q in enumerate(questions) if q.program is not None]
     if with_program:
-        result['exact_match'] = exact_match([predicted[i] for i in with_program], [questions[i].program for i in with_program])
+        result['exact_match'] = exact_match([predicted[i] for i in with_program],
+                                            [questions[i].program for i in with_program])
     if scenes is not None:
         result['answer_accuracy'] = answer_accuracy(predicted, scenes, [q.answer for q in questions])
     return result
@@ -276,13 +306,14 @@ def evaluate_parser(model: QuestionParser, # the parser
 def evaluate_on_dataset(model: QuestionParser, # the parser
                         root, # dataset root in the official layout (scenes/, questions/)
                         split: str, # which split's questions to parse
-                        beam_size: int = 1,
+                        beam_size: int = 1, # 1: greedy decoding; more: beam search
                        ) -> dict:
     "`evaluate_parser` on a split of an official-layout dataset, each program run on its ground-truth scene."
     scenes = {s.image_index: s for s in load_scenes(scenes_path(root, split))}
     questions = load_questions(questions_path(root, split))
     unknown = sorted({q.image_index for q in questions} - set(scenes))
-    if unknown: raise ValueError(f"{questions_path(root, split)} asks about images {unknown[:5]} that {scenes_path(root, split)} lacks")
+    if unknown: raise ValueError(f"{questions_path(root, split)} asks about images {unknown[:5]} that "
+                                 f"{scenes_path(root, split)} lacks")
     return evaluate_parser(model, questions, [scenes[q.image_index] for q in questions], beam_size)
 
 # %% ../nbs/10_parser.ipynb #5fc1befe
@@ -295,7 +326,8 @@ def train_parser_stage(questions: Sequence[Question], # training questions, each
                       ) -> QuestionParser:
     "Train the question parser with the `Trainer`; returns the final model (the val scores are in the run's history)."
     missing = [i for i, q in enumerate(questions) if q.program is None]
-    if missing: raise ValueError(f"training questions {missing[:5]} have no program; the parser trains on questions with programs")
+    if missing: raise ValueError(f"training questions {missing[:5]} have no program; the parser trains on questions "
+                                 "with programs")
     train = ClevrQuestions(None, questions=questions, vocab=build_question_vocab(questions))
     val = [q for q in val if q.program is not None][:max_val]
     model = QuestionParser(train.vocab, model_cfg)
@@ -308,7 +340,8 @@ def train_parser_stage(questions: Sequence[Question], # training questions, each
 # %% ../nbs/10_parser.ipynb #2931a8e6
 PARSER_KIND = 'parser'  # the checkpoint kind of a question parser
 
-def parser_checkpoint(model: QuestionParser) -> dict:
+def parser_checkpoint(model: QuestionParser # the parser to save
+                     ) -> dict:
     "The parser as plain values and tensors: config, vocabulary and weights."
     return {'config': asdict(model.config), 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
 

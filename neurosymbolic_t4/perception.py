@@ -75,20 +75,24 @@ class Perception(nn.Module):
         super().__init__()
         self.config = config = config or PerceptionConfig()
         widths, fpn, head = config.widths, config.fpn, config.head
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], STRIDE, STRIDE, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
-        self.stages = nn.ModuleList(nn.Sequential(*([_conv_bn(cin, cout, 2)] if cin else []), *[_Residual(cout) for _ in range(n)])
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], STRIDE, STRIDE, bias=False), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU(inplace=True))
+        self.stages = nn.ModuleList(nn.Sequential(*([_conv_bn(cin, cout, 2)] if cin else []),
+                                                  *[_Residual(cout) for _ in range(n)])
                                     for cin, cout, n in zip((0, *widths[:-1]), widths, config.blocks))
         self.lateral = nn.ModuleList(nn.Conv2d(c, fpn, 1) for c in widths)
         self.fuse = _conv_bn(fpn, fpn)
         self.heatmap = nn.Sequential(_conv_bn(fpn + 2, fpn), nn.Conv2d(fpn, 1, 1))
-        self.objects = nn.Sequential(nn.Conv2d(fpn + 2, head, 1), nn.ReLU(inplace=True), nn.Conv2d(head, 6 + sum(ATTRIBUTE_SIZES), 1))
+        self.objects = nn.Sequential(nn.Conv2d(fpn + 2, head, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(head, 6 + sum(ATTRIBUTE_SIZES), 1))
         nn.init.constant_(self.heatmap[-1].bias, -math.log(99))  # start with 1% centre probability everywhere
         with torch.no_grad(): self.objects[-1].bias[2] = _MEAN_DEPTH
 
     @property
     def device(self) -> torch.device: return next(self.parameters()).device
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor # (B, 3, H, W) floats in [0, 1]
+                ) -> torch.Tensor:
         "The fused stride-4 feature map with two coordinate channels appended."
         x = self.stem(resize_images(images, self.config.input_size) - 0.5)
         pyramid = []
@@ -98,7 +102,8 @@ class Perception(nn.Module):
             fused = lateral(feature) + F.interpolate(fused, size=feature.shape[-2:], mode='nearest')
         fused = self.fuse(fused)
         b, _, h, w = fused.shape
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=fused.device), torch.linspace(-1, 1, w, device=fused.device), indexing='ij')
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=fused.device),
+                                torch.linspace(-1, 1, w, device=fused.device), indexing='ij')
         return torch.cat([fused, torch.stack([xs, ys]).to(fused.dtype).expand(b, -1, -1, -1)], 1)
 
     def forward(self, images: torch.Tensor # (B, 3, H, W) floats in [0, 1], any size
@@ -106,7 +111,8 @@ class Perception(nn.Module):
         "Maps at 1/4 of `input_size`: centre logits, offset, depth, 3D coords and per-attribute logits."
         f = self.features(images)
         objects = self.objects(f)
-        return {'heatmap': self.heatmap(f)[:, 0], 'offset': objects[:, :2], 'depth': objects[:, 2], 'coords': objects[:, 3:6],
+        return {'heatmap': self.heatmap(f)[:, 0], 'offset': objects[:, :2], 'depth': objects[:, 2],
+                'coords': objects[:, 3:6],
                 'logits': dict(zip(ATTRIBUTE_NAMES, objects[:, 6:].split(ATTRIBUTE_SIZES, 1))),
                 'image_size': (images.shape[-1], images.shape[-2])}
 
@@ -141,12 +147,14 @@ def centre_heatmap(batch: torch.Tensor, # (n,) image index of each centre
     ys, xs = torch.arange(shape[1]).view(1, -1, 1), torch.arange(shape[2]).view(1, 1, -1)
     bumps = torch.exp(-((xs - cells[:, 0, None, None]) ** 2 + (ys - cells[:, 1, None, None]) ** 2) / (2 * sigma ** 2))
     index = batch.view(-1, 1).expand(-1, shape[1] * shape[2])
-    return torch.zeros(shape[0], shape[1] * shape[2]).scatter_reduce_(0, index, bumps.float().flatten(1), 'amax').view(shape)
+    return torch.zeros(shape[0], shape[1] * shape[2]).scatter_reduce_(0, index, bumps.float().flatten(1),
+                                                                      'amax').view(shape)
 
 # %% ../nbs/09_perception.ipynb #1ca5ce9f
 def focal_loss(logits: torch.Tensor, # heatmap logits
                target: torch.Tensor, # target heatmap, 1 at centres
-               alpha: float = 2., beta: float = 4., # focusing and penalty-reduction exponents
+               alpha: float = 2., # focusing exponent: easy cells count less
+               beta: float = 4., # penalty reduction near a centre
               ) -> torch.Tensor:
     "CenterNet's penalty-reduced focal loss, summed and divided by the number of centres."
     pos = target.eq(1).float()
@@ -158,7 +166,8 @@ def focal_loss(logits: torch.Tensor, # heatmap logits
 # %% ../nbs/09_perception.ipynb #452ff867
 def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict]) -> torch.Tensor:
     "Smooth L1 of the (n, 3) predicted 3D coordinates against the targets', over objects of images not `mirrored`."
-    known = torch.cat([torch.full((len(t['coords']),), not t.get('mirrored', False)) for t in targets]).to(predicted.device)
+    known = torch.cat([torch.full((len(t['coords']),), not t.get('mirrored', False)) for t in targets])
+    known = known.to(predicted.device)
     truth = torch.cat([t['coords'] for t in targets]).to(predicted.device)
     per_object = F.smooth_l1_loss(predicted, truth, reduction='none').mean(1)
     return (per_object * known).sum() / known.sum().clamp(min=1)
@@ -176,9 +185,11 @@ def perception_loss(outputs: dict, # the model's outputs
     labels = torch.cat([t['labels'] for t in targets]).to(device)
     parts = {'heatmap': focal_loss(outputs['heatmap'].float(), heat),
              'offset': F.smooth_l1_loss(at(outputs['offset']).float(), offsets),
-             'depth': F.smooth_l1_loss(outputs['depth'][batch, cells[:, 1], cells[:, 0]].float(), torch.cat([t['depth'] for t in targets]).to(device)),
+             'depth': F.smooth_l1_loss(outputs['depth'][batch, cells[:, 1], cells[:, 0]].float(),
+                                       torch.cat([t['depth'] for t in targets]).to(device)),
              'coords': _known_coords_loss(at(outputs['coords']).float(), targets)}
-    for k, name in enumerate(ATTRIBUTE_NAMES): parts[name] = F.cross_entropy(at(outputs['logits'][name]).float(), labels[:, k])
+    for k, name in enumerate(ATTRIBUTE_NAMES): parts[name] = F.cross_entropy(at(outputs['logits'][name]).float(),
+                                                                             labels[:, k])
     loss = sum(parts.values())
     return loss, {k: v.item() for k, v in parts.items()}
 
@@ -217,7 +228,8 @@ def decode_scenes(outputs: dict, # the model's outputs
         objects = [SceneObject(*(ATTRIBUTES[a][int(probs[a][i].argmax())] for a in ATTRIBUTE_NAMES), coords=tuple(map(float, coords[i])),
                                pixel_coords=(float(pixels[i, 0]), float(pixels[i, 1]), float(depth[i])),
                                probs={a: probs[a][i].tolist() for a in ATTRIBUTE_NAMES}) for i in range(len(ys))]
-        scenes.append(Scene(objects, image_index=b, directions=directions, relationships=compute_relationships(coords, directions)))
+        scenes.append(Scene(objects, image_index=b, directions=directions,
+                            relationships=compute_relationships(coords, directions)))
     return scenes
 
 # %% ../nbs/09_perception.ipynb #219e7ed2
@@ -241,12 +253,14 @@ def perception_metrics(predicted: Sequence[Scene], # parsed scenes
                        max_dist: float = 10., # farthest a match may be, in pixels
                       ) -> dict:
     "Detection precision/recall/F1, accuracy per attribute, mean pixel and 3D errors, and scene accuracy."
-    if len(predicted) != len(truth): raise ValueError(f"{len(predicted)} predicted scenes for {len(truth)} true ones; pass one per image")
+    if len(predicted) != len(truth): raise ValueError(f"{len(predicted)} predicted scenes for {len(truth)} true ones; "
+                                                      "pass one per image")
     n_pred = n_true = n_match = right_scenes = 0
     correct = {a: 0 for a in ATTRIBUTE_NAMES}
     pixel_err, coord_err = [], []
     for p, t in zip(predicted, truth):
-        pairs = match_objects([o.pixel_coords[:2] for o in p.objects], [o.pixel_coords[:2] for o in t.objects], max_dist)
+        pairs = match_objects([o.pixel_coords[:2] for o in p.objects],
+                              [o.pixel_coords[:2] for o in t.objects], max_dist)
         n_pred, n_true, n_match = n_pred + len(p.objects), n_true + len(t.objects), n_match + len(pairs)
         all_right = len(pairs) == len(p.objects) == len(t.objects)
         for i, j in pairs:
@@ -254,7 +268,8 @@ def perception_metrics(predicted: Sequence[Scene], # parsed scenes
             for attr in ATTRIBUTE_NAMES:
                 ok = getattr(a, attr) == getattr(b, attr)
                 correct[attr] += ok; all_right &= ok
-            pixel_err.append(math.dist(a.pixel_coords[:2], b.pixel_coords[:2])); coord_err.append(math.dist(a.coords, b.coords))
+            pixel_err.append(math.dist(a.pixel_coords[:2],
+                                       b.pixel_coords[:2])); coord_err.append(math.dist(a.coords, b.coords))
         right_scenes += all_right
     precision, recall = n_match / max(n_pred, 1), n_match / max(n_true, 1)
     return {'precision': precision, 'recall': recall, 'f1': 2 * precision * recall / max(precision + recall, 1e-12),
@@ -271,9 +286,11 @@ def attribute_confusion(predicted: Sequence[Scene], # parsed scenes
     "Per attribute, an (n, n) array counting matched objects by true value (row) and predicted value (column)."
     counts = {a: np.zeros((len(ATTRIBUTES[a]),) * 2, int) for a in ATTRIBUTE_NAMES}
     for p, t in zip(predicted, truth):
-        for i, j in match_objects([o.pixel_coords[:2] for o in p.objects], [o.pixel_coords[:2] for o in t.objects], max_dist):
+        for i, j in match_objects([o.pixel_coords[:2] for o in p.objects],
+                                  [o.pixel_coords[:2] for o in t.objects], max_dist):
             for a in ATTRIBUTE_NAMES:
-                counts[a][ATTRIBUTES[a].index(getattr(t.objects[j], a)), ATTRIBUTES[a].index(getattr(p.objects[i], a))] += 1
+                counts[a][ATTRIBUTES[a].index(getattr(t.objects[j], a)),
+                          ATTRIBUTES[a].index(getattr(p.objects[i], a))] += 1
     return counts
 
 
@@ -284,9 +301,11 @@ def draw_objects(image, # PIL image or (H, W, 3) uint8 array
                  max_dist: float = 10., # farthest a match may be, in pixels
                 ) -> Image.Image:
     "The image with each predicted object ringed and labelled; errors in red when the truth is given."
-    image = Image.fromarray(np.asarray(image)).convert('RGB').copy() if not isinstance(image, Image.Image) else image.convert('RGB').copy()
+    image = Image.fromarray(np.asarray(image)).convert('RGB').copy() if not isinstance(image,
+                                                                                       Image.Image) else image.convert('RGB').copy()
     draw = ImageDraw.Draw(image)
-    pairs = dict(match_objects([o.pixel_coords[:2] for o in predicted.objects], [o.pixel_coords[:2] for o in truth.objects], max_dist)
+    pairs = dict(match_objects([o.pixel_coords[:2] for o in predicted.objects],
+                               [o.pixel_coords[:2] for o in truth.objects], max_dist)
                  if truth else [])
     for i, o in enumerate(predicted.objects):
         x, y = o.pixel_coords[:2]
@@ -301,12 +320,14 @@ def draw_objects(image, # PIL image or (H, W, 3) uint8 array
     for j, o in enumerate(truth.objects if truth else []):
         if j not in pairs.values():
             x, y = o.pixel_coords[:2]
-            for k in range(0, 360, 40): draw.arc((x - 11, y - 11, x + 11, y + 11), k, k + 20, fill=(255, 255, 255), width=2)
+            for k in range(0, 360, 40): draw.arc((x - 11, y - 11, x + 11, y + 11), k, k + 20,
+                                                 fill=(255, 255, 255), width=2)
     return image
 
 
 # %% ../nbs/09_perception.ipynb #a6caa8ca
-def target_scene(target: dict) -> Scene:
+def target_scene(target: dict # a dataset target (labels, pixels, depth, coords)
+                ) -> Scene:
     "A `Scene` from a dataset target (labels, pixels, depth, coords)."
     objects = [SceneObject(*(ATTRIBUTES[a][int(k)] for a, k in zip(ATTRIBUTE_NAMES, labels)), coords=tuple(map(float, coords)),
                            pixel_coords=(float(px[0]), float(px[1]), float(d)))
@@ -379,7 +400,8 @@ def flip_batch(images: torch.Tensor, # (B, 3, H, W)
     flip = (torch.rand(len(images), generator=generator) < p).tolist()
     width = images.shape[-1]
     mirrored = torch.where(torch.tensor(flip, device=images.device)[:, None, None, None], images.flip(-1), images)
-    def mirror(t): return {**t, 'pixels': torch.stack([width - t['pixels'][:, 0], t['pixels'][:, 1]], 1), 'mirrored': True}
+    def mirror(t): return {**t, 'pixels': torch.stack([width - t['pixels'][:, 0], t['pixels'][:, 1]], 1),
+                           'mirrored': True}
     return mirrored, [mirror(t) if f else t for t, f in zip(targets, flip)]
 
 # %% ../nbs/09_perception.ipynb #e61550e9
@@ -405,7 +427,8 @@ def photometric_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
     mean = x.mean((1, 2, 3), keepdim=True)
     x = (mean + (x - mean) * draw(0.75, 1.25)) * draw(0.8, 1.2)
     x = x + (_tent(x) - x) * (draw(0, 2) - 1).abs()  # blend towards the blurred image by a random share
-    noise = torch.randn((len(x), 1, *x.shape[2:]), generator=generator).to(images.device) * (draw(1, 1.03) - 1)  # brightness noise
+    noise = torch.randn((len(x), 1, *x.shape[2:]),
+                        generator=generator).to(images.device) * (draw(1, 1.03) - 1)  # brightness noise
     return (x + noise).clamp(0, 1)
 
 
@@ -419,11 +442,13 @@ def augmented_perception_loss(max_shift: int = 4, # random translation of each t
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
         if flip: images, targets = flip_batch(images, targets)
         if photometric: images = photometric_batch(images, strength=photometric)
-        return perception_loss(model(images.to(next(model.parameters()).device, memory_format=torch.channels_last)), targets)
+        return perception_loss(model(images.to(next(model.parameters()).device,
+                                               memory_format=torch.channels_last)), targets)
     return loss_fn
 
 # %% ../nbs/09_perception.ipynb #cfc0fd59
-def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v, (int, float)) and np.isfinite(v)}
+def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v,
+                                                                                       (int, float)) and np.isfinite(v)}
 
 def train_perception_stage(root, # dataset root with train and val scenes and images
                            cfg: TrainConfig, # training settings (out_dir: this stage's folder)
@@ -437,7 +462,8 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     model_cfg = model_cfg or PerceptionConfig()
     train = CachedScenes(ClevrScenes(root, 'train'), model_cfg.input_size)
     val_scenes = ClevrScenes(root, 'val')
-    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), model_cfg.input_size)
+    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]),
+                       model_cfg.input_size)
     model = Perception(model_cfg)
     loss_fn = augmented_perception_loss(max_shift, flip, photometric)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
@@ -457,14 +483,16 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
     synthetic = CachedScenes(ClevrScenes(root, 'train', indices=range(len(renders))), size)
     val_scenes = ClevrScenes(root, 'val')
     val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
-    Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(), replace(cfg, metric='scene_accuracy'),
+    Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(),
+            replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
     return model.eval()
 
 # %% ../nbs/09_perception.ipynb #391503b8
 PERCEPTION_KIND = 'perception'  # the checkpoint kind of a perception model
 
-def perception_checkpoint(model: Perception) -> dict:
+def perception_checkpoint(model: Perception # the model to save
+                         ) -> dict:
     "The model as plain values and tensors: config and weights."
     return {'config': asdict(model.config), 'state_dict': model.state_dict()}
 

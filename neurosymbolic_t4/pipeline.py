@@ -36,8 +36,10 @@ DATA_DEFAULTS = dict(
 )
 
 STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
-    'perception': TrainConfig(epochs=16, batch_size=32, lr=3e-3, weight_decay=0.05, warmup_steps=50),  # strong decay: 6,000 images
-    'blender': TrainConfig(epochs=15, batch_size=32, lr=1e-3, weight_decay=0.05, warmup_steps=10),  # fine-tuning: a third of the lr
+    'perception': TrainConfig(epochs=16, batch_size=32, lr=3e-3, weight_decay=0.05,
+                              warmup_steps=50),  # strong decay: 6,000 images
+    'blender': TrainConfig(epochs=15, batch_size=32, lr=1e-3, weight_decay=0.05,
+                           warmup_steps=10),  # fine-tuning: a third of the lr
     'parser': TrainConfig(epochs=4, batch_size=64, lr=2e-3, warmup_steps=50),  # 99%+ exact match on generated questions
     'e2e': TrainConfig(epochs=1, batch_size=16, lr=1e-4, warmup_steps=50),  # small steps: perception is already good
 }
@@ -64,7 +66,8 @@ def ensure_dataset(root, # dataset root, official CLEVR layout
     "`root` when it holds a dataset; otherwise generate the synthetic default dataset there first."
     root = Path(root)
     if scenes_path(root, 'train').exists() and questions_path(root, 'train').exists(): return root
-    print(f"no CLEVR dataset at {root} (no {scenes_path(root, 'train').relative_to(root)}): generating the synthetic default dataset "
+    print(f"no CLEVR dataset at {root} (no {scenes_path(root, 'train').relative_to(root)}): generating the synthetic "
+          "default dataset "
           f"({train} train / {val} val images, {questions_per_image} questions each) there")
     return generate_dataset(root, train=train, val=val, questions_per_image=questions_per_image, seed=seed)
 
@@ -80,9 +83,11 @@ def ensure_blender_renders(root, # the synthetic dataset's root: the renders go 
     if not images: return None
     try: find_blender(), find_blender_assets(blender_assets)
     except BlenderSetupError as e:
-        print(f"no Blender fine-tuning set: {e}. Perception will read real CLEVR images less well (see the blender stage)")
+        print(f"no Blender fine-tuning set: {e}. Perception will read real CLEVR images less well (see the blender "
+              "stage)")
         return None
-    return generate_dataset(f'{Path(root)}_blender', train=images, val=0, questions_per_image=0, seed=seed, width=size[0],
+    return generate_dataset(f'{Path(root)}_blender', train=images, val=0, questions_per_image=0, seed=seed,
+                            width=size[0],
                             height=size[1], renderer='blender', samples=samples, blender_assets=blender_assets)
 
 
@@ -97,10 +102,13 @@ def dataset_questions(root, # dataset root, official layout
 # %% ../nbs/12_pipeline.ipynb #237a0fdc
 class ClevrAnswers(Dataset):
     "(image, program, answer) triples; images cached once per scene at the perception input size."
-    def __init__(self, root, split: str, size: tuple, # dataset root, split, (width, height)
+    def __init__(self, root, # dataset root, official layout
+                 split: str, # which split's images
+                 size: tuple, # (width, height) perception reads
                  questions: Sequence[Question], # questions of that split with programs and answers
                 ):
-        scenes = CachedScenes(ClevrScenes(root, split, indices={q.image_index for q in questions}), size, progress=False)
+        scenes = CachedScenes(ClevrScenes(root, split, indices={q.image_index for q in questions}), size,
+                              progress=False)
         position = {t['image_index']: i for i, t in enumerate(scenes.targets)}
         self.images, self.questions = scenes.images, questions
         self.image_of = [position[q.image_index] for q in questions]
@@ -108,7 +116,8 @@ class ClevrAnswers(Dataset):
     def __len__(self): return len(self.questions)
     def __getitem__(self, i): return self.image_of[i], i
 
-    def collate(self, batch) -> tuple:
+    def collate(self, batch: list # (image position, question position) pairs
+               ) -> tuple:
         "Images (floats), programs and answer indices of a batch."
         return (self.images[[b[0] for b in batch]].float() / 255, [self.questions[b[1]].program for b in batch],
                 torch.tensor([ANSWERS.index(self.questions[b[1]].answer) for b in batch]))
@@ -126,7 +135,8 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
     answered = [q for q in load_questions(questions_path(root, 'train')) if q.program is not None and q.answer is not None]
     stop = min(max_questions, len(answered) - -(-len(answered) // 5))  # at least a fifth held out (one, for tiny data)
     train = ClevrAnswers(root, 'train', size, answered[:stop])
-    val = ClevrAnswers(root, 'train', size, answered[stop:stop + held_out])  # not the val split: that one is for evaluation
+    val = ClevrAnswers(root, 'train', size,
+                       answered[stop:stop + held_out])  # not the val split: that one is for evaluation
     def loss_fn(m, batch): return answer_loss(m, batch[0], batch[1], batch[2])
     def eval_fn(m):
         m.eval()
@@ -135,7 +145,8 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
                     for s in range(0, len(val), 64)]
         return {'val_answer_acc': float(np.mean(accs))}
     before = eval_fn(model.perception)['val_answer_acc']
-    Trainer(model.perception, train, loss_fn, replace(cfg, metric='val_answer_acc'), eval_fn=eval_fn, collate_fn=train.collate).fit()
+    Trainer(model.perception, train, loss_fn, replace(cfg, metric='val_answer_acc'), eval_fn=eval_fn,
+            collate_fn=train.collate).fit()
     best = load_checkpoint(Path(cfg.out_dir) / 'best.pt', TRAIN_STATE)
     if best['best'] > before: model.perception.load_state_dict(best['model'])
     else:
@@ -147,8 +158,11 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
 # %% ../nbs/12_pipeline.ipynb #85c4ed2d
 STAGES = ('perception', 'blender', 'parser', 'e2e')
 
-def train_all(root, out_dir, # dataset root; run folder
-              perception: TrainConfig, parser: TrainConfig, e2e: TrainConfig, # each stage's settings (out_dir is set here)
+def train_all(root, # dataset root, official layout
+              out_dir, # run folder
+              perception: TrainConfig, # the perception stage's settings (out_dir is set here)
+              parser: TrainConfig, # the parser stage's settings
+              e2e: TrainConfig, # the end-to-end stage's settings
               stages: tuple = STAGES, # which stages to run (a model.pt in out_dir supplies the others)
               blender: TrainConfig | None = None, # the blender stage's settings (skipped when None)
               blender_root=None, # Blender renders for the blender stage (skipped when None)
@@ -159,13 +173,17 @@ def train_all(root, out_dir, # dataset root; run folder
     if unknown: raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {STAGES}")
     previous = load_vqa(out / 'model.pt') if (out / 'model.pt').exists() else None
     if previous is None and not {'perception', 'parser'} <= set(stages):
-        raise ValueError(f"stages {stages} need a trained model at {out / 'model.pt'} for the others; run the perception and parser stages first")
+        raise ValueError(f"stages {stages} need a trained model at {out / 'model.pt'} for the others; run the "
+                         "perception and parser stages first")
     started = time.time()
-    p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception'))) if 'perception' in stages else previous.perception
+    p = train_perception_stage(root,
+                               replace(perception,
+                                       out_dir=str(out / 'perception'))) if 'perception' in stages else previous.perception
     if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
         p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')))
     if 'parser' in stages:
-        q = train_parser_stage(dataset_questions(root, 'train'), dataset_questions(root, 'val'), replace(parser, out_dir=str(out / 'parser')))
+        q = train_parser_stage(dataset_questions(root, 'train'), dataset_questions(root, 'val'),
+                               replace(parser, out_dir=str(out / 'parser')))
     else: q = previous.parser
     model = NeuroSymbolicVQA(p, q)
     model.save(out / 'model.pt')
@@ -198,9 +216,11 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root, offi
     "Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\nExample: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\nSeveral GPUs: torchrun --nproc_per_node N $(which nst4_train) ..."
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
     epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
-    configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp, clip_grad=clip_grad or None,
+    configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp,
+                            clip_grad=clip_grad or None,
                             wandb=wandb, seed=seed)
-    train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=tuple(s.strip() for s in stages.split(',')),
+    train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'],
+              stages=tuple(s.strip() for s in stages.split(',')),
               blender=configs['blender'], blender_root=ensure_blender_renders(root, blender_images))
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
@@ -210,7 +230,9 @@ def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.
     run_command(train_main, 'nst4_train', argv)
 
 # %% ../nbs/12_pipeline.ipynb #c640d6cc
-def write_evaluation(report: dict, out) -> Path:
+def write_evaluation(report: dict, # from `evaluate_vqa`
+                     out, # JSON file to write
+                    ) -> Path:
     "Save an evaluation as JSON, and its sample proofs as text beside it."
     out = Path(out)
     atomic_write_json(report, out)
@@ -228,9 +250,11 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
              ):
     "Evaluate a trained model: accuracy overall, per question type and per family; JSON report and sample proofs.\n\nExample: nst4_eval --checkpoint RUN/model.pt --data-root DIR --split val"
     if not Path(checkpoint).exists():
-        raise FileNotFoundError(f"no model at {checkpoint}: give --checkpoint RUN/model.pt of a run, or train one with nst4_train --out-dir RUN")
+        raise FileNotFoundError(f"no model at {checkpoint}: give --checkpoint RUN/model.pt of a run, or train one "
+                                "with nst4_train --out-dir RUN")
     if not questions_path(data_root, split).exists():
-        raise FileNotFoundError(f"no {split} questions at {questions_path(data_root, split)}: give --data-root a dataset root in the official layout")
+        raise FileNotFoundError(f"no {split} questions at {questions_path(data_root, split)}: give --data-root a "
+                                "dataset root in the official layout")
     model = load_vqa(checkpoint).to(device_and_precision(device, 'off')[0])  # the batches follow the model's device
     report = evaluate_vqa(model, data_root, split, scenes, max_questions)
     path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
@@ -251,13 +275,15 @@ def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
     real = find_real_clevr()
     if real is None: return None
     with_images = {p.stem for p in (real / 'images').glob('*/*.png')}
-    reports = {'parser_executor_on_gt_scenes': {s: evaluate_vqa(model, real, s, 'ground_truth', n_proofs=0) for s in ('train', 'val')}}
+    reports = {'parser_executor_on_gt_scenes': {s: evaluate_vqa(model, real, s, 'ground_truth',
+                                                                n_proofs=0) for s in ('train', 'val')}}
     full = {}
     for split in ('train', 'val'):
         gt, questions = load_split(real, split)
         keep = [q for q in questions if Path(q.image_filename).stem in with_images and q.image_index in gt and q.answer]
         if not keep: continue
-        answers = model.answer_batch([real / 'images' / split / q.image_filename for q in keep], [q.question for q in keep])
+        answers = model.answer_batch([real / 'images' / split / q.image_filename for q in keep],
+                                     [q.question for q in keep])
         full[split] = {'questions': len(keep), 'correct': sum(a.answer == q.answer for a, q in zip(answers, keep))}
     reports['full_pipeline_on_real_images'] = full
     renders = real.parent / 'CLEVR_v1.0_renders'  # real val renders with scenes and official questions: the transfer check
@@ -265,8 +291,10 @@ def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
         reports['renders_perception'] = _numbers(evaluate_perception(model.perception, ClevrScenes(renders, 'val')))
         _, questions = load_split(renders, 'val')
         keep = [q for q in questions if q.answer][:max_render_questions]
-        answers = model.answer_batch([renders / 'images' / 'val' / q.image_filename for q in keep], [q.question for q in keep])
-        reports['renders_full_pipeline'] = {'questions': len(keep), 'correct': sum(a.answer == q.answer for a, q in zip(answers, keep))}
+        answers = model.answer_batch([renders / 'images' / 'val' / q.image_filename for q in keep],
+                                     [q.question for q in keep])
+        reports['renders_full_pipeline'] = {'questions': len(keep),
+                                            'correct': sum(a.answer == q.answer for a, q in zip(answers, keep))}
     atomic_write_json(reports, out / 'real_clevr.json')
     return reports
 

@@ -60,12 +60,14 @@ def allowed_difficulty(curriculum: Sequence, # [[first_epoch, max_difficulty], .
 class EpochSampler(Sampler):
     "Indices of one epoch: seeded permutation, curriculum filter, shard per process, resumable from a batch."
     def __init__(self, n: int, # dataset length
-                 seed: int, epoch: int,
+                 seed: int, # the run's seed
+                 epoch: int, # which epoch (each has its own permutation)
                  batch_size: int, # per process
                  start_batch: int = 0, # batches of this epoch already done
                  difficulties: Sequence | None = None, # per item; None means all equally easy
                  max_difficulty: float = math.inf, # the curriculum's limit this epoch
-                 rank: int = 0, world: int = 1, # this process and the number of processes
+                 rank: int = 0, # this process
+                 world: int = 1, # the number of processes
                 ):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
         if difficulties is not None: order = [i for i in order if difficulties[i] <= max_difficulty]
@@ -127,7 +129,8 @@ class LRSchedule:
         if self.bad_epochs > self.cfg.patience: self.scale, self.bad_epochs = self.scale * self.cfg.gamma, 0
 
     def state_dict(self) -> dict: return {'scale': self.scale, 'best': self.best, 'bad_epochs': self.bad_epochs}
-    def load_state_dict(self, state: dict): self.scale, self.best, self.bad_epochs = state['scale'], state['best'], state['bad_epochs']
+    def load_state_dict(self, state: dict # from `state_dict`
+                       ): self.scale, self.best, self.bad_epochs = state['scale'], state['best'], state['bad_epochs']
 
 def make_scheduler(optimizer: torch.optim.Optimizer, # the optimizer whose rates it sets
                    cfg: TrainConfig, # schedule settings
@@ -150,25 +153,29 @@ def device_and_precision(device: str = 'auto', # auto | cpu | cuda | cuda:N
     if device.type != 'cuda' or amp == 'off': return device, None
     major, minor = torch.cuda.get_device_capability(device)
     if amp == 'bf16' and major < 8:
-        raise ValueError(f"amp='bf16' on a GPU of compute capability sm_{major}{minor}, which has no native bf16; use fp16 or auto")
+        raise ValueError(f"amp='bf16' on a GPU of compute capability sm_{major}{minor}, which has no native bf16; use "
+                         "fp16 or auto")
     return device, torch.bfloat16 if amp == 'bf16' or (amp == 'auto' and major >= 8) else torch.float16
 
 # %% ../nbs/08_train.ipynb #88c04971
 def rng_state() -> dict:
     "Every random generator a training step can touch, in a form `torch.load(weights_only=True)` accepts."
     np_state = np.random.get_state()
-    state = {'python': random.getstate(), 'numpy': [np_state[0], np_state[1].tolist(), *np_state[2:]], 'torch': torch.get_rng_state()}
+    state = {'python': random.getstate(), 'numpy': [np_state[0], np_state[1].tolist(), *np_state[2:]],
+             'torch': torch.get_rng_state()}
     if torch.cuda.is_available(): state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
-def set_rng_state(state: dict):
+def set_rng_state(state: dict # from `rng_state`
+                 ):
     "Restore the generators saved by `rng_state`."
     random.setstate(state['python'])
     np.random.set_state((state['numpy'][0], np.array(state['numpy'][1], dtype=np.uint32), *state['numpy'][2:]))
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
-def seed_everything(seed: int):
+def seed_everything(seed: int # the seed of all three
+                   ):
     "Seed Python, numpy and torch."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
@@ -261,7 +268,8 @@ class Trainer:
 @patch
 def state_dict(self: Trainer) -> dict:
     "Model, optimizer, schedule, grad scaler, RNG states, position in the epoch and budget, history and config."
-    return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
+    return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+            'scheduler': self.scheduler.state_dict(),
             'scaler': self.scaler.state_dict(), 'rng': rng_state(), 'epoch': self.epoch, 'batch_in_epoch': self.batch_in_epoch,
             'step': self.step, 'items': self.items, 'seconds': self.seconds, 'best': self.best, 'history': self.history,
             'epoch_losses': self.epoch_losses, 'config': asdict(self.cfg)}
@@ -287,7 +295,8 @@ def checkpoint(self: Trainer, name: str = 'last.pt' # file name in `out_dir`
 @patch
 def _batches(self: Trainer) -> list:
     "This epoch's batches of item indices from the current position on."
-    sampler = EpochSampler(len(self.dataset), self.cfg.seed, self.epoch, self.cfg.batch_size, self.batch_in_epoch, self.difficulties,
+    sampler = EpochSampler(len(self.dataset), self.cfg.seed, self.epoch, self.cfg.batch_size, self.batch_in_epoch,
+                           self.difficulties,
                            allowed_difficulty(self.cfg.curriculum, self.epoch), self.rank, self.world)
     # a dataset smaller than one batch (a tiny check run) gives one short batch instead of none
     return list(BatchSampler(sampler, self.cfg.batch_size, drop_last=len(self.dataset) > self.cfg.batch_size))
@@ -346,19 +355,23 @@ def _sync_seconds(self: Trainer, started: float):
     "Seconds spent, the same in every process (the slowest's), so all stop at the same step."
     self.seconds = self.clock() - started
     if self.world > 1 and self.cfg.max_seconds:
-        t = torch.tensor([self.seconds], device=self.device); dist.all_reduce(t, dist.ReduceOp.MAX); self.seconds = t.item()
+        t = torch.tensor([self.seconds], device=self.device)
+        dist.all_reduce(t, dist.ReduceOp.MAX)
+        self.seconds = t.item()
 
 @patch
 def fit(self: Trainer, resume: bool = True # continue from `out_dir/last.pt` when it exists
        ) -> list:
     "Train to `cfg.epochs` or until the budget is spent, resuming from `out_dir/last.pt`; returns the history."
-    if resume and (self.out / 'last.pt').exists(): self.load_state_dict(load_checkpoint(self.out / 'last.pt', TRAIN_STATE, self.device))
+    if resume and (self.out / 'last.pt').exists(): self.load_state_dict(load_checkpoint(self.out / 'last.pt',
+                                                                                        TRAIN_STATE, self.device))
     else: seed_everything(self.cfg.seed)
     self.wandb = start_wandb(self.cfg) if self.is_main else None
     started = self.clock() - self.seconds
     while self.epoch < self.cfg.epochs and self.spent < 1:
         epoch_start, batches = self.clock(), self._batches()
-        bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.is_main, leave=False)
+        bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                   disable=not self.is_main, leave=False)
         for indices, batch in zip(batches, self._loader(batches)):
             parts = self.train_step(batch)
             self.epoch_losses.append(parts['loss']); self.step += 1; self.batch_in_epoch += 1
@@ -374,11 +387,14 @@ def fit(self: Trainer, resume: bool = True # continue from `out_dir/last.pt` whe
     return self.history
 
 # %% ../nbs/08_train.ipynb #3bab8531
-def plot_history(history: list, path) -> Path:
+def plot_history(history: list, # the Trainer's rows, one per epoch
+                 path, # PNG to write
+                ) -> Path:
     "Training curves (loss, learning rate, and every evaluation metric per epoch) as a PNG."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    metrics = [k for k in history[-1] if k not in ('epoch', 'step', 'seconds') and isinstance(history[-1][k], (int, float))]
+    last = history[-1]
+    metrics = [k for k in last if k not in ('epoch', 'step', 'seconds') and isinstance(last[k], (int, float))]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
     epochs = [r['epoch'] + 1 for r in history]
     for ax, k in zip(axes[0], metrics):
@@ -386,9 +402,11 @@ def plot_history(history: list, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
     return Path(path)
 
-def start_wandb(cfg: TrainConfig):
+def start_wandb(cfg: TrainConfig # the run's settings (its `wandb` project)
+               ):
     "A W&B run when `cfg.wandb` names a project (offline with WANDB_MODE=offline); None otherwise."
     if not cfg.wandb: return None
     try: import wandb
-    except ImportError: raise ImportError(f"TrainConfig.wandb={cfg.wandb!r} asks for Weights & Biases, which is not installed: pip install wandb") from None
+    except ImportError: raise ImportError(f"TrainConfig.wandb={cfg.wandb!r} asks for Weights & Biases, which is not "
+                                          "installed: pip install wandb") from None
     return wandb.init(project=cfg.wandb, config=asdict(cfg), dir=cfg.out_dir)
