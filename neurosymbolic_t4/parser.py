@@ -46,15 +46,17 @@ class ProgramGrammar:
     def __init__(self, max_len: int = 40, # most program tokens (without `</s>`)
                  vocab: Vocab = PROGRAM_VOCAB, # program token vocabulary
                 ):
-        if max_len < SHORTEST_PROGRAM[ROOT_TYPE]: raise ValueError(f"max_len={max_len} is too short; the shortest "
-                                                                   f"CLEVR program has {SHORTEST_PROGRAM[ROOT_TYPE]} tokens")
+        if max_len < SHORTEST_PROGRAM[ROOT_TYPE]:
+            raise ValueError(f"max_len={max_len} is too short; the shortest CLEVR program has "
+                             f"{SHORTEST_PROGRAM[ROOT_TYPE]} tokens")
         self.max_len, self.vocab = max_len, vocab
         specs = [FUNCTIONS.get(t.partition('[')[0]) for t in vocab.itos]
         self.inputs = [spec.inputs if spec else () for spec in specs]
         cost = torch.tensor([1 + sum(SHORTEST_PROGRAM[t] for t in spec.inputs) if spec else math.inf for spec in specs])
         self.allowed_for, self.extra_cost = {}, {}
         for want in list(SHORTEST_PROGRAM):
-            fits = [spec is not None and (spec.output == want or want == ROOT_TYPE and spec.output in ANSWER_TYPES) for spec in specs]
+            fits = [spec is not None and (spec.output == want or want == ROOT_TYPE and spec.output in ANSWER_TYPES)
+                    for spec in specs]
             self.allowed_for[want] = torch.tensor(fits)
             self.extra_cost[want] = cost - SHORTEST_PROGRAM[want]
         self.only_eos = torch.arange(len(vocab)) == vocab.eos
@@ -100,8 +102,8 @@ def encode_questions(vocab: Vocab, # question vocabulary
 class ParserConfig:
     "Hyper-parameters of the question parser (saved in its checkpoints, so a checkpoint rebuilds the model)."
     embed_dim: int = 128  # word and program-token embedding size: CLEVR has ~80 question words and ~90 program tokens
-    hidden_dim: int = 256  # encoder output (both directions) and decoder state size; reaches 99%+ exact match on generated questions
-    layers: int = 1  # LSTM layers in encoder and decoder: one suffices for CLEVR's templated questions and trains fastest
+    hidden_dim: int = 256  # encoder output (both directions) and decoder state: 99%+ exact match on generated questions
+    layers: int = 1  # LSTM layers in encoder and decoder: one suffices for CLEVR's templated questions, and is fastest
     dropout: float = 0.1  # dropout on embeddings and before the output layer, against learning the templates by heart
     max_question_len: int = 64  # longer questions are cut to this many tokens (CLEVR's longest has 45)
     max_program_len: int = 40  # decoded programs have at most this many tokens (CLEVR's longest prefix program has 27)
@@ -279,8 +281,9 @@ def answer_accuracy(programs: Sequence[Program], # parsed programs
                     answers: Sequence[str], # the right answers
                    ) -> float:
     "Fraction of programs that answer right on their scenes (execution errors count as wrong)."
-    if not len(programs) == len(scenes) == len(answers): raise ValueError(f"got {len(programs)} programs, "
-                                                                          f"{len(scenes)} scenes, {len(answers)} answers; pass one of each per question")
+    if not len(programs) == len(scenes) == len(answers):
+        raise ValueError(f"got {len(programs)} programs, {len(scenes)} scenes, {len(answers)} answers; "
+                         "pass one of each per question")
     return sum(_answer(p, s) == a for p, s, a in zip(programs, scenes, answers)) / max(len(answers), 1)
 
 # %% ../nbs/10_parser.ipynb #d9bf3364
