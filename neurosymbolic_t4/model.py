@@ -121,6 +121,7 @@ def save(self: NeuroSymbolicVQA, path, # file to write
                             'parser': parser_checkpoint(self.parser), **extra},
                            path, kind=VQA_KIND)
 
+# %% ../nbs/11_model.ipynb #b071196c
 def load_vqa(path, # a file written by `NeuroSymbolicVQA.save`
              map_location='cpu', # where the weights go
             ) -> NeuroSymbolicVQA:

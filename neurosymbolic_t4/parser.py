@@ -240,6 +240,7 @@ def parse_questions(model: QuestionParser, # a (trained) parser
     model.train(was_training)
     return [program_from_tokens(PROGRAM_VOCAB.decode(p)) for p in decoded]
 
+# %% ../nbs/10_parser.ipynb #80bb1f79
 def parse(model: QuestionParser, # a (trained) parser
           question: str, # the question text
           beam_size: int = 1, # 1: greedy decoding; more: beam search
@@ -272,7 +273,9 @@ def exact_match(predicted: Sequence[Program], # parsed programs
                                                         "targets")
     return sum(p.to_tokens() == t.to_tokens() for p, t in zip(predicted, targets)) / max(len(targets), 1)
 
+# %% ../nbs/10_parser.ipynb #758f34c2
 def _answer(program: Program, scene: Scene) -> str | None:
+    "The program's answer on the scene, None when it cannot run."
     try: return execute(program, scene).answer
     except ExecutionError: return None
 
@@ -348,6 +351,7 @@ def parser_checkpoint(model: QuestionParser # the parser to save
     "The parser as plain values and tensors: config, vocabulary and weights."
     return {'config': asdict(model.config), 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
 
+# %% ../nbs/10_parser.ipynb #b779edf3
 def parser_from_checkpoint(ckpt: dict # `parser_checkpoint`'s dict, loaded
                           ) -> QuestionParser:
     "A parser rebuilt from `parser_checkpoint`'s dict."
@@ -362,6 +366,7 @@ def save_parser(model: QuestionParser, # the parser to save
     "Write the parser (config, vocabulary, weights) to `path`, atomically."
     return save_checkpoint(parser_checkpoint(model), path, kind=PARSER_KIND)
 
+# %% ../nbs/10_parser.ipynb #a97f5239
 def load_parser(path, # a file written by `save_parser`
                 map_location='cpu', # where the weights go
                ) -> QuestionParser:

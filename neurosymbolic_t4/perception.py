@@ -498,6 +498,7 @@ def perception_checkpoint(model: Perception # the model to save
     "The model as plain values and tensors: config and weights."
     return {'config': asdict(model.config), 'state_dict': model.state_dict()}
 
+# %% ../nbs/09_perception.ipynb #23de3255
 def perception_from_checkpoint(checkpoint: dict # `perception_checkpoint`'s dict, loaded
                               ) -> Perception:
     "A `Perception` rebuilt from a loaded checkpoint dict (`config` and `state_dict`)."
@@ -513,6 +514,7 @@ def save_perception(model: Perception, # the model to save
     "Save the model's config and weights (and any `extra` entries) to `path`, atomically."
     return save_checkpoint({**perception_checkpoint(model), **extra}, path, kind=PERCEPTION_KIND)
 
+# %% ../nbs/09_perception.ipynb #e1f68396
 def load_perception(path, # a file written by `save_perception`
                     map_location='cpu', # where the weights go
                    ) -> Perception:
