@@ -404,7 +404,7 @@ def plot_history(history: list, # the Trainer's rows, one per epoch
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     last = history[-1]
-    metrics = [k for k in last if k not in ('epoch', 'step', 'seconds') and isinstance(last[k], (int, float))]
+    metrics = [k for k in last if k not in ('epoch', 'step', 'items', 'seconds') and isinstance(last[k], (int, float))]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
     epochs = [r['epoch'] + 1 for r in history]
     for ax, k in zip(axes[0], metrics):
