@@ -19,8 +19,9 @@ from .data import PROGRAM_VOCAB, tokenize
 from .executor import execute, compute_relationships
 from .perception import decode_scenes
 from .parser import encode_questions, greedy_decode, beam_decode
-from .model import NeuroSymbolicVQA, load_vqa, explain, image_tensor, CHECKPOINT_KIND
+from .model import NeuroSymbolicVQA, load_vqa, explain, image_tensor, VQA_KIND
 from .questions import question_type
+from .train import load_checkpoint
 
 # %% auto #0
 __all__ = ['VARIANTS', 'BenchConfig', 'cpu_model', 'environment', 'synchronize', 'StageClock', 'no_clock', 'percentiles',
@@ -183,7 +184,7 @@ class VQARunner(Runner):
         parser = self.model.parser
         with clock('decode'): x = self.images(images)
         with clock('encode'):
-            ids, lengths = encode_questions(parser.vocab, questions, parser.config['max_question_len'])
+            ids, lengths = encode_questions(parser.vocab, questions, parser.config.max_question_len)
             ids = ids.to(self.device)
         with torch.inference_mode(), self.autocast():
             with clock('perception'): scenes = decode_scenes(self.perceive(x))
@@ -340,11 +341,7 @@ def benchmark_model(runner: Runner, # the fp32 runner
 # %% ../nbs/15_benchmark.ipynb #4bbb4c27
 def checkpoint_kind(path) -> str:
     "The `kind` field of a checkpoint written by `save_checkpoint` (ours or a baseline)."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist; train one with nst4_train (ours) or train_baseline")
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, dict) or 'kind' not in ckpt: raise ValueError(f"{path} has no 'kind' field: not a model checkpoint of this project")
-    return ckpt['kind']
+    return load_checkpoint(path)['kind']
 
 # %% ../nbs/15_benchmark.ipynb #1b4b31a2
 def load_runner(path, # a checkpoint of ours (`NeuroSymbolicVQA.save`) or of a baseline (`train_baseline`)
@@ -353,12 +350,12 @@ def load_runner(path, # a checkpoint of ours (`NeuroSymbolicVQA.save`) or of a b
                ) -> tuple:
     "(name, fp32 runner) for a checkpoint, chosen by its `kind`."
     kind = checkpoint_kind(path)
-    if kind == CHECKPOINT_KIND: return 'ours', VQARunner(load_vqa(path), device, beam_size)
+    if kind == VQA_KIND: return 'ours', VQARunner(load_vqa(path), device, beam_size)
     from neurosymbolic_t4.baselines import load_baseline, BASELINE_KIND
-    if kind.startswith(BASELINE_KIND):
+    if kind.startswith(BASELINE_KIND + ':'):
         model = load_baseline(path)
         return model.name, ClassifierRunner(model, device)
-    raise ValueError(f"{path}: unknown checkpoint kind {kind!r}; expected ours ({CHECKPOINT_KIND}) or a baseline ({BASELINE_KIND}.*)")
+    raise ValueError(f"{path}: unknown checkpoint kind {kind!r}; expected ours ({VQA_KIND!r}) or a baseline ({BASELINE_KIND}:NAME)")
 
 # %% ../nbs/15_benchmark.ipynb #7864a2e6
 def run_benchmark(runners: dict, # name -> fp32 runner
