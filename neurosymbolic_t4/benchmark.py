@@ -403,9 +403,8 @@ def plot_accuracy_latency(report: dict, # a `run_benchmark` report
                           path, # PNG to write
                          ) -> Path:
     "Accuracy vs batch-1 p50 latency, one point per model (its fastest kept variant)."
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    from matplotlib.figure import Figure  # not pyplot: a notebook's inline plots keep working
+    fig = Figure(figsize=(5, 3.6)); ax = fig.subplots()
     for name, m in report['models'].items():
         v = best_variant(m)
         if v is None: continue
@@ -413,7 +412,7 @@ def plot_accuracy_latency(report: dict, # a `run_benchmark` report
         ax.scatter([x], [y], s=40); ax.annotate(f"{name} ({v})", (x, y), textcoords='offset points', xytext=(4, 4), fontsize=8)
     ax.set_xscale('log'); ax.set_xlabel('batch-1 latency p50 (ms, log)'); ax.set_ylabel('accuracy (%)')
     ax.set_title(f"{report['environment']['device']}: {report['environment']['gpu'] or report['environment']['cpu_model']}"[:60], fontsize=8)
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=100)
     return Path(path)
 
 # %% ../nbs/15_benchmark.ipynb #2615069e
@@ -498,7 +497,7 @@ def executor_speed(root, # dataset root, official layout
 # %% ../nbs/15_benchmark.ipynb #8e411a04
 def benchmark_main(checkpoint: str = 'runs/nst4/model.pt', # model checkpoint(s), comma-separated: ours (nst4_train) and/or baselines (train_baseline)
                    device: str = 'cpu', # cpu | cuda
-                   data_root: str = 'data/CLEVR_synth', # dataset root, official layout; the benchmark questions come from --split
+                   data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout; the benchmark questions come from --split
                    split: str = 'val', # split with images and answered questions
                    out: str = 'runs/benchmark', # folder for benchmark.json, benchmark.md, accuracy_vs_latency.png
                    queries: int = 1000, # batch-1 requests timed after the warm-up

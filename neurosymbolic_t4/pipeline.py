@@ -28,7 +28,7 @@ __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'STAGES', 'stage_configs', 'ensure
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
-    data_root='data/CLEVR_synth',  # where the synthetic default dataset is generated (and looked for)
+    data_root='data/CLEVR_synthetic',  # where the synthetic default dataset is generated (and looked for)
     train_images=6000,  # generated train images: perception reaches ~90% scene accuracy with these in ~16 epochs
     val_images=500,  # generated val images: enough for accuracy to 0.5 points
     questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser

@@ -401,15 +401,14 @@ def plot_history(history: list, # the Trainer's rows, one per epoch
                  path, # PNG to write
                 ) -> Path:
     "Training curves (loss, learning rate, and every evaluation metric per epoch) as a PNG."
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: a notebook's inline plots keep working
     last = history[-1]
     metrics = [k for k in last if k not in ('epoch', 'step', 'items', 'seconds') and isinstance(last[k], (int, float))]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(metrics), 2.8)); axes = fig.subplots(1, len(metrics), squeeze=False)
     epochs = [r['epoch'] + 1 for r in history]
     for ax, k in zip(axes[0], metrics):
         ax.plot(epochs, [r.get(k) for r in history], marker='o'); ax.set_title(k); ax.set_xlabel('epoch')
-    fig.tight_layout(); fig.savefig(path, dpi=80); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=80)
     return Path(path)
 
 # %% ../nbs/08_train.ipynb #85f6c689
