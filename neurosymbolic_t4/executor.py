@@ -6,64 +6,186 @@
 from __future__ import annotations
 import json, time
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 from .clevr import *
 
 # %% auto #0
-__all__ = ['answer_string', 'Step', 'describe_object', 'Proof', 'ExecutionError', 'Execution', 'execute', 'load_split',
-           'check_answers', 'questions_per_second', 'execute_main', 'execute_cli']
+__all__ = ['SceneError', 'scene_relationships', 'answer_string', 'Step', 'describe_object', 'Proof', 'ExecutionError',
+           'Execution', 'execute', 'load_split', 'check_answers', 'questions_per_second', 'execute_main', 'execute_cli']
 
-# %% ../nbs/01_executor.ipynb #a550c1e5
+# %% ../nbs/01_executor.ipynb #661fcc4a
+class SceneError(ValueError):
+    "A scene the executor cannot read; the message names the scene (its `image_index`), the field and the fix."
+
+# %% ../nbs/01_executor.ipynb #1e367fd4
+def _scene_name(scene: Scene | dict) -> str:
+    "How messages name a scene: by its `image_index`."
+    index = scene.image_index if isinstance(scene, Scene) else scene.get('image_index')
+    return 'scene' if index is None else f"scene {index}"
+
+_VALUES = {a: frozenset(vs) for a, vs in ATTRIBUTES.items()}
+_GET = {a: itemgetter(a) for a in ATTRIBUTES}
+
+# %% ../nbs/01_executor.ipynb #630c2cac
 class _SceneView:
-    "A scene reduced to what execution reads: attribute columns and relations."
-    __slots__ = ('n', 'columns', 'relations', 'scene')
-    def __init__(self, scene: Scene):
-        self.scene, self.n = scene, len(scene.objects)
-        self.columns = {a: scene.values(a) for a in ATTRIBUTES}
-        self.relations = scene.relationships or compute_relationships([o.coords for o in scene.objects], scene.directions)
+    "A scene as execution reads it: its objects as mappings, attributes checked on first read, relations on demand."
+    __slots__ = ('source', 'objects', 'n', 'checked', 'relations')
+    def __init__(self, scene: Scene | dict):
+        self.source = scene
+        if isinstance(scene, Scene): self.objects = [vars(o) for o in scene.objects]
+        elif isinstance(scene, dict) and isinstance(scene.get('objects'), list): self.objects = scene['objects']
+        else: raise SceneError(f"{_scene_name(scene) if isinstance(scene, dict) else repr(scene)[:40]}: no 'objects' list; "
+                               "give a Scene or one entry of an official scenes file")
+        self.n, self.checked, self.relations = len(self.objects), set(), {}
+
+    def check(self, attribute: str):
+        "Raise `SceneError` unless every object has a CLEVR value of `attribute`."
+        try:
+            if _VALUES[attribute].issuperset(map(_GET[attribute], self.objects)): return self.checked.add(attribute)
+        except (KeyError, TypeError): pass
+        for i, o in enumerate(self.objects):
+            value = o.get(attribute) if isinstance(o, dict) else None
+            if value not in _VALUES[attribute]:
+                found = f"unknown {attribute} {value!r}" if value is not None else f"no {attribute!r}"
+                raise SceneError(f"{_scene_name(self.source)}, object {i}: {found}; "
+                                 f"expected one of {list(ATTRIBUTES[attribute])}")
+
+    def relation(self, name: str) -> list:
+        "For each object, the objects that stand in relation `name` to it."
+        if name not in self.relations: self.relations.update(_relations(self.source, self.objects, name))
+        return self.relations[name]
+
+# %% ../nbs/01_executor.ipynb #a6879da7
+def _given_relation(scene: Scene | dict, relationships: dict, name: str, n: int) -> list:
+    "Relation `name` of the scene's `relationships`, checked to hold one list per object (`_relate` checks each list)."
+    rows = relationships.get(name)
+    if isinstance(rows, list) and len(rows) == n: return rows
+    problem = f"lists {len(rows)} objects, the scene has {n}" if isinstance(rows, list) else f"is missing (it has {sorted(relationships)})"
+    raise SceneError(f"{_scene_name(scene)}: relationships[{name!r}] {problem}; give {list(RELATIONS)} for all {n} objects, "
+                     "or leave 'relationships' out to compute them from '3d_coords'")
+
+def _positions(scene: Scene | dict, objects: list) -> list:
+    "The objects' 3D positions; `SceneError` when the scene has none."
+    fix = "give the scene 'relationships' or each object '3d_coords' so `relate` can run"
+    if isinstance(scene, Scene): coords = [o.coords for o in scene.objects]
+    else: coords = [o.get('3d_coords') for o in objects]
+    if None in coords: raise SceneError(f"{_scene_name(scene)}: no 'relationships' and object {coords.index(None)} "
+                                        f"has no '3d_coords'; {fix}")
+    if len(coords) > 1 and all(list(c) == list(coords[0]) for c in coords):  # `Scene`s read without coordinates
+        raise SceneError(f"{_scene_name(scene)}: no 'relationships' and no '3d_coords' (all {len(coords)} objects "
+                         f"at {list(coords[0])}); {fix}")
+    return coords
+
+def _relations(scene: Scene | dict, objects: list, name: str) -> dict:
+    "Relation `name` from the scene's relationships (checked), or every relation computed from positions."
+    given = scene.relationships if isinstance(scene, Scene) else scene.get('relationships')
+    if given: return {name: _given_relation(scene, given, name, len(objects))}
+    directions = scene.directions if isinstance(scene, Scene) else scene.get('directions')
+    return compute_relationships(_positions(scene, objects), directions)
+
+def _relate(view, value, x):
+    "The objects in relation `value` to object `x`; the list is checked before it is read."
+    row = (view.relations.get(value) or view.relation(value))[x]
+    try:
+        if not row or 0 <= min(row) and max(row) < view.n: return row
+    except TypeError: pass
+    raise SceneError(f"{_scene_name(view.source)}: relationships[{value!r}][{x}] is {row!r:.60}; expected indices of "
+                     f"the scene's objects 0..{view.n - 1}")
+
+# %% ../nbs/01_executor.ipynb #c05ac26d
+def scene_relationships(scene: Scene | dict, # a `Scene`, or one entry of an official scenes file
+                       ) -> dict:
+    "Every relation of a scene: its `relationships` checked, or computed from `3d_coords`; `SceneError` otherwise."
+    view = _SceneView(scene)
+    return {name: [_relate(view, name, x) for x in range(view.n)] for name in RELATIONS}
 
 # %% ../nbs/01_executor.ipynb #9f44431f
-def _filter(attr):
-    def run(v, value, xs): col = v.columns[attr]; return [i for i in xs if col[i] == value]
-    return run
+class _Fail(Exception):
+    "Internal: a node could not run on this scene; `execute` turns it into an `ExecutionError` naming the step."
 
-def _query(attr): return lambda v, value, x: v.columns[attr][x]
-
-def _same(attr):
-    def run(v, value, x): col = v.columns[attr]; return [j for j in range(v.n) if j != x and col[j] == col[x]]
-    return run
-
-def _unique(v, value, xs):
-    if len(xs) != 1: raise _Fail(f"expected exactly one object, found {len(xs)}" + (f" ({_describe_set(v, xs)})" if xs else ''))
+def _unique(view, value, xs):
+    if len(xs) != 1: raise _Fail(xs)
     return xs[0]
 
-# %% ../nbs/01_executor.ipynb #80fa82aa
-class _Fail(Exception):
-    "Internal: a node could not run; `execute` turns it into an `ExecutionError` with the step."
+def _filter(attribute):
+    def run(view, value, xs):
+        if attribute not in view.checked: view.check(attribute)
+        objects = view.objects
+        return [i for i in xs if objects[i][attribute] == value]
+    return run
 
-_RUN = {'scene': lambda v, value: list(range(v.n)), 'unique': _unique,
-        'relate': lambda v, value, x: v.relations[value][x],
-        'union': lambda v, value, a, b: sorted(set(a) | set(b)),
-        'intersect': lambda v, value, a, b: [i for i in a if i in set(b)],
-        'count': lambda v, value, xs: len(xs), 'exist': lambda v, value, xs: len(xs) > 0,
-        'equal_integer': lambda v, value, a, b: a == b,
-        'less_than': lambda v, value, a, b: a < b, 'greater_than': lambda v, value, a, b: a > b}
+def _query(attribute):
+    def run(view, value, x):
+        if attribute not in view.checked: view.check(attribute)
+        return view.objects[x][attribute]
+    return run
+
+def _same(attribute):
+    def run(view, value, x):
+        if attribute not in view.checked: view.check(attribute)
+        objects = view.objects
+        own = objects[x][attribute]
+        return [j for j in range(view.n) if j != x and objects[j][attribute] == own]
+    return run
+
+# %% ../nbs/01_executor.ipynb #80fa82aa
+_RUN = {'scene': lambda view, value: list(range(view.n)), 'unique': _unique,
+        'relate': _relate,
+        'union': lambda view, value, a, b: sorted(set(a) | set(b)),
+        'intersect': lambda view, value, a, b: [i for i in a if i in set(b)],
+        'count': lambda view, value, xs: len(xs), 'exist': lambda view, value, xs: len(xs) > 0,
+        'equal_integer': lambda view, value, a, b: a == b,
+        'less_than': lambda view, value, a, b: a < b, 'greater_than': lambda view, value, a, b: a > b}
 for _a in ATTRIBUTES:
     _RUN |= {f'filter_{_a}': _filter(_a), f'query_{_a}': _query(_a), f'same_{_a}': _same(_a),
-             f'equal_{_a}': lambda v, value, a, b: a == b}
+             f'equal_{_a}': lambda view, value, a, b: a == b}
 
 # %% ../nbs/01_executor.ipynb #be633b99
-def _compile(program: Program) -> tuple:
-    "Program as (run function, literal, input indices) triples, cached on the program."
-    compiled = program.__dict__.get('_compiled')
-    if compiled is None:
-        compiled = tuple((_RUN[n.function], n.value_inputs[0] if n.value_inputs else None, n.inputs) for n in program.validate(allow_unread=True))
-        program.__dict__['_compiled'] = compiled
-    return compiled
+class _Malformed(Exception):
+    "Internal: a node does not check against its function's signature; `program_from_json` says why."
+
+_SIGNATURES = {name: (_RUN[name], len(spec.inputs), *(spec.inputs + (None, None))[:2],
+                      frozenset(spec.values) if spec.value_type else None, spec.output)
+               for name, spec in FUNCTIONS.items()}
+
+def _run(nodes: Sequence[dict], # official JSON nodes (released or generator format)
+         view: _SceneView, # the scene
+         outputs: list, # filled with each node's output, in order
+        ) -> list:
+    "Check and run every node; `outputs` holds the steps so far when a node fails."
+    types = []  # output type of each node so far; an input index past them raises IndexError
+    signatures, append, append_type = _SIGNATURES, outputs.append, types.append  # local names: a faster loop
+    for node in nodes:
+        signature = signatures.get(node.get('function') or node.get('type'))
+        if signature is None: raise _Malformed
+        run, arity, want, want2, allowed, output_type = signature
+        values = node.get('value_inputs') or ('side_inputs' in node and node['side_inputs'])
+        if allowed is None:
+            if values: raise _Malformed
+            value = None
+        else:
+            value, = values
+            if value not in allowed: raise _Malformed
+        inputs = node.get('inputs') or ()
+        if arity == 1:
+            j, = inputs
+            if j < 0 or types[j] != want: raise _Malformed
+            append(run(view, value, outputs[j]))
+        elif arity == 0:
+            if inputs: raise _Malformed
+            append(run(view, value))
+        else:
+            j, k = inputs
+            if j < 0 or k < 0 or types[j] != want or types[k] != want2: raise _Malformed
+            append(run(view, value, outputs[j], outputs[k]))
+        append_type(output_type)
+    return outputs
 
 # %% ../nbs/01_executor.ipynb #15e14081
-def answer_string(value) -> str:
+def answer_string(value, # a program's output: a bool, a count or an attribute value
+                 ) -> str:
     "An output value as an official CLEVR answer: yes/no, a count, or an attribute value."
     if isinstance(value, bool): return 'yes' if value else 'no'
     return str(value)
@@ -72,9 +194,9 @@ def answer_string(value) -> str:
 @dataclass(frozen=True)
 class Step:
     "One executed node: what ran, on what, and what it produced."
-    index: int
-    function: str
-    value_inputs: tuple
+    index: int  # position of the node in the program
+    function: str  # the CLEVR function
+    value_inputs: tuple  # its literal, e.g. ('red',), or ()
     inputs: tuple  # indices of the steps whose outputs it read
     output: object  # sorted object indices, one object index, an int, a bool or an attribute value
 
@@ -83,26 +205,46 @@ class Step:
         "Output type of this step's function (objects, object, integer, bool or an attribute)."
         return FUNCTIONS[self.function].output
 
-    def to_json(self) -> dict: return {'index': self.index, 'function': self.function, 'value_inputs': list(self.value_inputs),
-                                       'inputs': list(self.inputs), 'output': self.output, 'output_type': self.kind}
+    def to_json(self) -> dict:
+        "The step as JSON, with its output type."
+        return {'index': self.index, 'function': self.function, 'value_inputs': list(self.value_inputs),
+                'inputs': list(self.inputs), 'output': self.output, 'output_type': self.kind}
 
 # %% ../nbs/01_executor.ipynb #7a8654b9
-def describe_object(obj: SceneObject) -> str:
+def describe_object(obj: SceneObject, # the object to describe
+                   ) -> str:
     "An object in words, e.g. `large gray metal sphere`."
     return f"{obj.size} {obj.color} {obj.material} {obj.shape}"
 
-def _describe_set(v, xs) -> str: return ', '.join(f"#{i} {describe_object(v.scene.objects[i])}" for i in xs)
+def _describe_set(scene: Scene, xs: list) -> str: return ', '.join(f"#{i} {describe_object(scene.objects[i])}" for i in xs)
 
 # %% ../nbs/01_executor.ipynb #8438d102
 class Proof:
     "The executed program: every step with its output; the answer is the last step's output."
-    def __init__(self, program: Program, outputs: list, scene: Scene):
-        self.program, self.outputs, self.scene = program, outputs, scene
+    __slots__ = ('_program', 'outputs', '_scene')
+    def __init__(self, program: Program | Sequence[dict], # what ran: a `Program` or official JSON nodes
+                 outputs: list, # each step's output, in order (fewer than the nodes when execution stopped)
+                 scene: Scene | dict, # what it ran on: a `Scene` or an official JSON scene
+                ):
+        self._program, self.outputs, self._scene = program, outputs, scene
+
+    @property
+    def program(self) -> Program:
+        "The program that ran, as a `Program`."
+        if not isinstance(self._program, Program): self._program = program_from_json(self._program)
+        return self._program
+
+    @property
+    def scene(self) -> Scene:
+        "The scene it ran on, as a `Scene`."
+        if not isinstance(self._scene, Scene): self._scene = scene_from_json(self._scene, _scene_name(self._scene))
+        return self._scene
 
     @property
     def steps(self) -> list:
         "The executed steps, in order."
-        return [Step(i, n.function, n.value_inputs, n.inputs, out) for i, (n, out) in enumerate(zip(self.program, self.outputs))]
+        return [Step(i, n.function, n.value_inputs, n.inputs, out)
+                for i, (n, out) in enumerate(zip(self.program, self.outputs))]
 
     @property
     def answer(self) -> str | None:
@@ -110,7 +252,8 @@ class Proof:
         return answer_string(self.outputs[-1]) if len(self.outputs) == len(self.program) else None
 
     def _show(self, step: Step) -> str:
-        if step.kind == 'objects': return f"{{{', '.join(map(str, step.output))}}}" + (f"  ({_describe_set(_SceneView(self.scene), step.output)})" if step.output else '  (none)')
+        if step.kind == 'objects':
+            return f"{{{', '.join(map(str, step.output))}}}  " + (f"({_describe_set(self.scene, step.output)})" if step.output else '(none)')
         if step.kind == 'object': return f"object #{step.output}: {describe_object(self.scene.objects[step.output])}"
         return answer_string(step.output)
 
@@ -129,54 +272,87 @@ class Proof:
 # %% ../nbs/01_executor.ipynb #25ad27b2
 class ExecutionError(RuntimeError):
     "A program that cannot run on a scene; `.step` is the failing node, `.proof` the steps before it."
-    def __init__(self, step: int, node: ProgramNode, reason: str, proof: Proof):
+    def __init__(self, step: int, # index of the failing node
+                 node: ProgramNode, # the failing node
+                 reason: str, # why it failed, in words
+                 proof: Proof, # the steps before it
+                ):
         super().__init__(f"step {step} ({node.token}) failed: {reason}")
         self.step, self.reason, self.proof = step, reason, proof
 
 # %% ../nbs/01_executor.ipynb #cf964bf6
-@dataclass(frozen=True)
-class Execution:
+class Execution(NamedTuple):
     "The result of `execute`: the answer and its proof."
-    answer: str
-    proof: Proof
+    answer: str  # the official answer string
+    proof: Proof  # every step with its output
+
+# %% ../nbs/01_executor.ipynb #9efc2b7f
+def _failed(program: Program | Sequence[dict], scene: Scene | dict, outputs: list, error: Exception) -> Exception:
+    "The error to raise when `_run` stopped: a `ProgramError` first (as validation before running gives), then the cause."
+    checked = program.validate(allow_unread=True) if isinstance(program, Program) else program_from_json(program)
+    if not isinstance(error, _Fail): return error
+    proof, xs = Proof(program, outputs, scene), error.args[0]
+    found = f"expected exactly one object, found {len(xs)}" + (f" ({_describe_set(proof.scene, xs)})" if xs else '')
+    return ExecutionError(len(outputs), checked[len(outputs)], found, proof)
+
+# %% ../nbs/01_executor.ipynb #f9d43f1e
+def _json_nodes(program: Program) -> list:
+    "The program as official JSON nodes, made once and kept on the program."
+    nodes = program.__dict__.get('_json')
+    if nodes is None: nodes = program.__dict__['_json'] = program.to_json()
+    return nodes
 
 # %% ../nbs/01_executor.ipynb #251987a6
 def execute(program: Program | Sequence[dict], # a `Program`, or official JSON nodes
             scene: Scene | dict, # a `Scene`, or one entry of an official scenes file
            ) -> Execution:
     "Run a CLEVR program on a scene: the official answer string and the proof."
-    if not isinstance(program, Program): program = program_from_json(program)
-    if not isinstance(scene, Scene): scene = scene_from_json(scene)
-    view, outputs = _SceneView(scene), []
-    for i, (run, value, inputs) in enumerate(_compile(program)):
-        try: outputs.append(run(view, value, *[outputs[j] for j in inputs]))
-        except _Fail as e: raise ExecutionError(i, program[i], str(e), Proof(program, outputs, scene)) from None
-    return Execution(answer_string(outputs[-1]), Proof(program, outputs, scene))
+    outputs = []
+    try:
+        _run(program if not isinstance(program, Program) else _json_nodes(program), _SceneView(scene), outputs)
+        return Execution(answer_string(outputs[-1]), Proof(program, outputs, scene))
+    except Exception as e: raise _failed(program, scene, outputs, e) from None
 
 # %% ../nbs/01_executor.ipynb #d977b376
-def load_split(root, split: str) -> tuple:
+def load_split(root, # dataset root in the official CLEVR layout
+               split: str, # split name, e.g. 'train'
+              ) -> tuple:
     "The scenes (by image index) and questions of one split of an official-layout dataset."
     scenes = {s.image_index: s for s in load_scenes(scenes_path(root, split))}
     return scenes, load_questions(questions_path(root, split))
 
 # %% ../nbs/01_executor.ipynb #f9b0adb7
-def check_answers(root, split: str) -> dict:
+def check_answers(root, # dataset root in the official CLEVR layout
+                  split: str, # split to check
+                 ) -> dict:
     "Execute every question of a split that has a program and an answer on its scene; count agreements."
     scenes, questions = load_split(root, split)
     runnable = [q for q in questions if q.program is not None and q.answer is not None and q.image_index in scenes]
-    wrong = [q for q in runnable if execute(q.program, scenes[q.image_index]).answer != q.answer]
-    return {'split': split, 'questions': len(questions), 'executed': len(runnable), 'correct': len(runnable) - len(wrong),
-            'wrong': [q.question_index for q in wrong]}
+    if not runnable: raise ValueError(f"{questions_path(root, split)}: none of its {len(questions)} questions has a program, "
+                                      "an answer and a scene (as on CLEVR's test split); nothing to check")
+    wrong, failed = [], []
+    for q in runnable:
+        try: answer = execute(q.program, scenes[q.image_index]).answer
+        except (ExecutionError, SceneError) as e:
+            failed.append({'question_index': q.question_index, 'question': q.question, 'error': str(e)})
+            continue
+        if answer != q.answer: wrong.append(q.question_index)
+    return {'split': split, 'questions': len(questions), 'executed': len(runnable),
+            'correct': len(runnable) - len(wrong) - len(failed), 'wrong': wrong, 'failed': failed}
 
 # %% ../nbs/01_executor.ipynb #744f6db5
-def questions_per_second(scenes: dict, questions: Sequence[Question], repeat: int = 20) -> float:
-    "Throughput of `execute` over `questions` (programs and scenes already loaded), best of `repeat` passes."
+def questions_per_second(scenes: dict, # image index -> scene (`Scene` or official JSON)
+                         questions: Sequence[Question], # questions; those with a program on a known scene are timed
+                         repeat: int = 20, # passes over the questions; the best is reported
+                         clock=time.perf_counter, # seconds, as a float
+                        ) -> float:
+    "Throughput of `execute` over `questions`, best of `repeat` passes."
     pairs = [(q.program, scenes[q.image_index]) for q in questions if q.program is not None and q.image_index in scenes]
     best = float('inf')
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         for program, scene in pairs: execute(program, scene)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return len(pairs) / best
 
 # %% ../nbs/01_executor.ipynb #46ad86a1
@@ -191,11 +367,16 @@ def execute_main(data_root: str = None, # dataset root in the official CLEVR lay
         if not path.exists(): raise FileNotFoundError(f"no {path.relative_to(root)} under {root}: give --data-root a dataset root in the "
                                                       "official CLEVR layout (nst4_generate --out DIR makes one)")
     report = check_answers(root, split)
+    for f in report['failed']: print(f"question {f['question_index']} ({f['question']!r}) cannot run: {f['error']}")
     scenes, questions = load_split(root, split)
-    report['questions_per_second'] = round(questions_per_second(scenes, questions, repeat))
-    sample = next(q for q in questions if q.program is not None and q.image_index in scenes)
-    print(f"{sample.question}\n{execute(sample.program, scenes[sample.image_index]).proof.text()}\n")
+    failed = {f['question_index'] for f in report['failed']}
+    runs = [q for q in questions if q.program is not None and q.image_index in scenes and q.question_index not in failed]
+    report['questions_per_second'] = round(questions_per_second(scenes, runs, repeat)) if runs else None
+    sample = runs[0] if runs else None
+    if sample is not None: print(f"{sample.question}\n{execute(sample.program, scenes[sample.image_index]).proof.text()}\n")
     print(json.dumps(report))
+    if report['wrong'] or failed:
+        raise SystemExit(f"{len(report['wrong'])} answer(s) differ and {len(failed)} program(s) cannot run, of {report['executed']}")
 
 # %% ../nbs/01_executor.ipynb #4822eeb8
 def execute_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
