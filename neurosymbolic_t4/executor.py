@@ -15,11 +15,11 @@ from .clevr import *
 __all__ = ['SceneError', 'scene_relationships', 'answer_string', 'Step', 'describe_object', 'Proof', 'ExecutionError',
            'Execution', 'execute', 'load_split', 'check_answers', 'questions_per_second', 'execute_main', 'execute_cli']
 
-# %% ../nbs/01_executor.ipynb #661fcc4a
+# %% ../nbs/01_executor.ipynb #c77f2895
 class SceneError(ValueError):
     "A scene the executor cannot read; the message names the scene (its `image_index`), the field and the fix."
 
-# %% ../nbs/01_executor.ipynb #1e367fd4
+# %% ../nbs/01_executor.ipynb #b9208aa5
 def _scene_name(scene: Scene | dict) -> str:
     "How messages name a scene: by its `image_index`."
     index = scene.image_index if isinstance(scene, Scene) else scene.get('image_index')
@@ -28,7 +28,7 @@ def _scene_name(scene: Scene | dict) -> str:
 _VALUES = {a: frozenset(vs) for a, vs in ATTRIBUTES.items()}
 _GET = {a: itemgetter(a) for a in ATTRIBUTES}
 
-# %% ../nbs/01_executor.ipynb #630c2cac
+# %% ../nbs/01_executor.ipynb #3febe05a
 class _SceneView:
     "A scene as execution reads it: its objects as mappings, attributes checked on first read, relations on demand."
     __slots__ = ('source', 'objects', 'n', 'checked', 'relations')
@@ -57,7 +57,7 @@ class _SceneView:
         if name not in self.relations: self.relations.update(_relations(self.source, self.objects, name))
         return self.relations[name]
 
-# %% ../nbs/01_executor.ipynb #a6879da7
+# %% ../nbs/01_executor.ipynb #6216218d
 def _given_relation(scene: Scene | dict, relationships: dict, name: str, n: int) -> list:
     "Relation `name` of the scene's `relationships`, checked to hold one list per object (`_relate` checks each list)."
     rows = relationships.get(name)
@@ -94,7 +94,7 @@ def _relate(view, value, x):
     raise SceneError(f"{_scene_name(view.source)}: relationships[{value!r}][{x}] is {row!r:.60}; expected indices of "
                      f"the scene's objects 0..{view.n - 1}")
 
-# %% ../nbs/01_executor.ipynb #c05ac26d
+# %% ../nbs/01_executor.ipynb #7870d3a6
 def scene_relationships(scene: Scene | dict, # a `Scene`, or one entry of an official scenes file
                        ) -> dict:
     "Every relation of a scene: its `relationships` checked, or computed from `3d_coords`; `SceneError` otherwise."
@@ -286,7 +286,7 @@ class Execution(NamedTuple):
     answer: str  # the official answer string
     proof: Proof  # every step with its output
 
-# %% ../nbs/01_executor.ipynb #9efc2b7f
+# %% ../nbs/01_executor.ipynb #b7778580
 def _failed(program: Program | Sequence[dict], scene: Scene | dict, outputs: list, error: Exception) -> Exception:
     "The error to raise when `_run` stopped: a `ProgramError` first (as validation before running gives), then the cause."
     checked = program.validate(allow_unread=True) if isinstance(program, Program) else program_from_json(program)
@@ -295,7 +295,9 @@ def _failed(program: Program | Sequence[dict], scene: Scene | dict, outputs: lis
     found = f"expected exactly one object, found {len(xs)}" + (f" ({_describe_set(proof.scene, xs)})" if xs else '')
     return ExecutionError(len(outputs), checked[len(outputs)], found, proof)
 
-# %% ../nbs/01_executor.ipynb #f9d43f1e
+# %% ../nbs/01_executor.ipynb #9ef19ed4
+_new_tuple = tuple.__new__
+
 def _json_nodes(program: Program) -> list:
     "The program as official JSON nodes, made once and kept on the program."
     nodes = program.__dict__.get('_json')
@@ -310,7 +312,7 @@ def execute(program: Program | Sequence[dict], # a `Program`, or official JSON n
     outputs = []
     try:
         _run(program if not isinstance(program, Program) else _json_nodes(program), _SceneView(scene), outputs)
-        return Execution(answer_string(outputs[-1]), Proof(program, outputs, scene))
+        return _new_tuple(Execution, (answer_string(outputs[-1]), Proof(program, outputs, scene)))
     except Exception as e: raise _failed(program, scene, outputs, e) from None
 
 # %% ../nbs/01_executor.ipynb #d977b376
