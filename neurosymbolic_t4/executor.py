@@ -15,11 +15,11 @@ from .clevr import *
 __all__ = ['SceneError', 'scene_relationships', 'answer_string', 'Step', 'describe_object', 'Proof', 'ExecutionError',
            'Execution', 'execute', 'load_split', 'check_answers', 'questions_per_second', 'execute_main', 'execute_cli']
 
-# %% ../nbs/01_executor.ipynb #03078e07
+# %% ../nbs/01_executor.ipynb #f9aad305
 class SceneError(ValueError):
     "A scene the executor cannot read; the message names the scene (its `image_index`), the field and the fix."
 
-# %% ../nbs/01_executor.ipynb #50f1c85a
+# %% ../nbs/01_executor.ipynb #cf1ddd84
 def _scene_name(scene: Scene | dict) -> str:
     "How messages name a scene: by its `image_index`."
     index = scene.image_index if isinstance(scene, Scene) else scene.get('image_index')
@@ -28,7 +28,7 @@ def _scene_name(scene: Scene | dict) -> str:
 _VALUES = {a: frozenset(vs) for a, vs in ATTRIBUTES.items()}
 _GET = {a: itemgetter(a) for a in ATTRIBUTES}
 
-# %% ../nbs/01_executor.ipynb #541d2d51
+# %% ../nbs/01_executor.ipynb #9fcabf41
 class _SceneView:
     "A scene as execution reads it: its objects as mappings, attributes checked on first read, relations on demand."
     __slots__ = ('source', 'objects', 'n', 'checked', 'relations')
@@ -58,7 +58,7 @@ class _SceneView:
         if name not in self.relations: self.relations.update(_relations(self.source, self.objects, name))
         return self.relations[name]
 
-# %% ../nbs/01_executor.ipynb #1e185de4
+# %% ../nbs/01_executor.ipynb #6b65e343
 def _given_relation(scene: Scene | dict, relationships: dict, name: str, n: int) -> list:
     "Relation `name` of the scene's `relationships`, checked to hold one list per object (`_relate` checks each list)."
     rows = relationships.get(name)
@@ -96,7 +96,7 @@ def _relate(view, value, x):
     raise SceneError(f"{_scene_name(view.source)}: relationships[{value!r}][{x}] is {row!r:.60}; expected indices of "
                      f"the scene's objects 0..{view.n - 1}")
 
-# %% ../nbs/01_executor.ipynb #f5f6c036
+# %% ../nbs/01_executor.ipynb #8b334f22
 def scene_relationships(scene: Scene | dict, # a `Scene`, or one entry of an official scenes file
                        ) -> dict:
     "Every relation of a scene: its `relationships` checked, or computed from `3d_coords`; `SceneError` otherwise."
@@ -290,7 +290,7 @@ class Execution(NamedTuple):
     answer: str  # the official answer string
     proof: Proof  # every step with its output
 
-# %% ../nbs/01_executor.ipynb #b478c0da
+# %% ../nbs/01_executor.ipynb #3ab61a62
 def _failed(program: Program | Sequence[dict], scene: Scene | dict, outputs: list, error: Exception) -> Exception:
     "What to raise when `_run` stopped: a `ProgramError` first (as validating before running would), else the cause."
     checked = program.validate(allow_unread=True) if isinstance(program, Program) else program_from_json(program)
@@ -299,7 +299,7 @@ def _failed(program: Program | Sequence[dict], scene: Scene | dict, outputs: lis
     found = f"expected exactly one object, found {len(xs)}" + (f" ({_describe_set(proof.scene, xs)})" if xs else '')
     return ExecutionError(len(outputs), checked[len(outputs)], found, proof)
 
-# %% ../nbs/01_executor.ipynb #53459d92
+# %% ../nbs/01_executor.ipynb #84ecb096
 _new_tuple = tuple.__new__
 
 def _json_nodes(program: Program) -> list:
@@ -362,7 +362,7 @@ def questions_per_second(scenes: dict, # image index -> scene (`Scene` or offici
     return len(pairs) / best
 
 # %% ../nbs/01_executor.ipynb #46ad86a1
-def execute_main(data_root: str = None, # dataset root (official CLEVR layout); the real sample beside the project if None
+def execute_main(data_root: str = None, # dataset root (official CLEVR layout); the real sample beside us if None
                  split: str = 'train', # split to check
                  repeat: int = 20, # benchmark passes (best one is reported)
                 ):
