@@ -119,9 +119,11 @@ def _filter(attribute):
     return run
 
 def _query(attribute):
-    def run(view, value, x):
-        if attribute not in view.checked: view.check(attribute)
-        return view.objects[x][attribute]
+    allowed = _VALUES[attribute]
+    def run(view, value, x):  # reads one value: checks that value
+        answer = view.objects[x][attribute]
+        if answer not in allowed: view.check(attribute)
+        return answer
     return run
 
 def _same(attribute):
@@ -294,6 +296,9 @@ class Execution(NamedTuple):
 def _failed(program: Program | Sequence[dict], scene: Scene | dict, outputs: list, error: Exception) -> Exception:
     "What to raise when `_run` stopped: a `ProgramError` first (as validating before running would), else the cause."
     checked = program.validate(allow_unread=True) if isinstance(program, Program) else program_from_json(program)
+    if isinstance(error, (LookupError, TypeError)):  # a field the scene lacks: name it
+        view = _SceneView(scene)
+        for attribute in ATTRIBUTES: view.check(attribute)
     if not isinstance(error, _Fail): return error
     proof, xs = Proof(program, outputs, scene), error.args[0]
     found = f"expected exactly one object, found {len(xs)}" + (f" ({_describe_set(proof.scene, xs)})" if xs else '')
