@@ -475,18 +475,20 @@ def executor_speed(root, # dataset root, official layout
                    repeat: int = 5, # passes over the questions per call; the best is reported
                    clock: Callable[[], float] = time.perf_counter, # seconds, as a float
                   ) -> dict:
-    "Questions per second of `execute` as users call it (JSON in, answer and proof out), on pre-converted types, and of `reference_execute`."
+    "Questions/s of `execute` as users call it (JSON in, answer and proof out), on types, and of `reference_execute`."
     scenes = {s['image_index']: s for s in json.loads(scenes_path(root, split).read_text())['scenes']}
-    raw = [(q['program'], scenes[q['image_index']]) for q in json.loads(questions_path(root, split).read_text())['questions']
-           if q.get('program') and q['image_index'] in scenes]
+    questions = json.loads(questions_path(root, split).read_text())['questions']
+    raw = [(q['program'], scenes[q['image_index']])
+           for q in questions if q.get('program') and q['image_index'] in scenes]
     pairs, agree = [], 0
     for program, scene in raw:  # questions both executors can run (ground-truth programs always can)
         try: agree += execute(program, scene).answer == reference_execute(program, scene)
         except Exception: continue
         pairs.append((program, scene))
-    if not pairs: raise ValueError(f"{questions_path(root, split)}: no question with a program that runs on its scene")
-    calls = {'user_call': (execute, pairs), 'preconverted': (execute, [(program_from_json(p), scene_from_json(s)) for p, s in pairs]),
-             'reference': (reference_execute, pairs)}
+    if not pairs:
+        raise ValueError(f"{questions_path(root, split)}: no question with a program that runs on its scene")
+    typed = [(program_from_json(p), scene_from_json(s)) for p, s in pairs]
+    calls = {'user_call': (execute, pairs), 'preconverted': (execute, typed), 'reference': (reference_execute, pairs)}
     best = dict.fromkeys(calls, float('inf'))
     for _ in range(repeat):
         for name, (run, items) in calls.items():
@@ -494,7 +496,8 @@ def executor_speed(root, # dataset root, official layout
             for program, scene in items: run(program, scene)
             best[name] = min(best[name], clock() - start)
     qps = {f'{name}_qps': len(pairs) / seconds for name, seconds in best.items()}
-    return {'questions': len(pairs), 'agree': agree, **qps, 'user_call_vs_reference': qps['user_call_qps'] / qps['reference_qps'],
+    return {'questions': len(pairs), 'agree': agree, **qps,
+            'user_call_vs_reference': qps['user_call_qps'] / qps['reference_qps'],
             'preconverted_vs_reference': qps['preconverted_qps'] / qps['reference_qps']}
 
 # %% ../nbs/15_benchmark.ipynb #8e411a04
