@@ -83,6 +83,17 @@ def _anchor(md: str) -> str:
     return _re_h3.sub(lambda m: f'<a id="{m.group(2).lower()}"></a>\n\n{m.group(1)} {m.group(2)}', md)
 
 
+_re_bar = re.compile(r'\d+%\|.*\|\s*\d+/\d*|\|\s*\d+/\d+ \[|\d+(?:\.\d+)?\s*[a-zA-Z]*/s\]')  # a tqdm progress bar
+
+
+def without_progress_bars(out: dict) -> dict | None:
+    "A stderr stream output without its tqdm progress bars (transient on screen, walls of text on a page); None when nothing else is left."
+    if out.get('output_type') != 'stream' or out.get('name') != 'stderr': return out
+    text = ''.join(out['text']) if isinstance(out['text'], list) else out['text']
+    kept = [l for l in re.split(r'[\r\n]', text) if l.strip() and not _re_bar.search(l)]
+    return {**out, 'text': '\n'.join(kept) + '\n'} if kept else None
+
+
 def to_mkdocs_nb(nb, page: Path, doc_url: str) -> tuple[dict, str]:
     "A processed notebook as a plain .ipynb for mkdocs-jupyter, and its title."
     d = nb2dict(nb)
@@ -106,6 +117,7 @@ def to_mkdocs_nb(nb, page: Path, doc_url: str) -> tuple[dict, str]:
         meta, outs = {'tags': []}, c.get('outputs', [])
         if dirs.get('echo') == 'false' or dirs.get('hide_input') is not None: meta['tags'].append('remove_input')
         if dirs.get('output') == 'false': outs = []
+        outs = [o for o in map(without_progress_bars, outs) if o is not None]
         for o in outs:
             data = o.get('data', {})
             if 'text/markdown' in data:
@@ -195,7 +207,8 @@ development machine; this guide repeats no figures so that it cannot disagree wi
 not among the published figures yet.
 
 **NVIDIA T4 (16 GB, Colab).** Not yet measured. A T4 has fp16 tensor cores and no native bf16 (torch may
-still report bf16 as supported, through emulation), so pass `--amp fp16` there.
+still report bf16 as supported, through emulation), so pass `--amp fp16` there. The Colab training tutorial
+(`tutorials/train_colab`) picks the type from the GPU's compute capability: fp16 below 8.0, bf16 from 8.0 on.
 
 ## Several GPUs
 

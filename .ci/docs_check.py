@@ -2,12 +2,13 @@
 
     python .ci/docs_check.py [--site _site]
 
-Loads the home page, one API page and one tutorial page (a second API page when there is no tutorial)
+Loads the home page, one API page and one tutorial page, the demo when there is one (a second API page when there is
+no tutorial)
 in `chromium --headless`, takes the DOM *after* the page's scripts ran (`--dump-dom`), and checks every
 `href`/`src` that points inside the site: the file must exist (and a `#fragment` into a page of the site
 must name an element id there). Every `<img>` must have a source that decodes as an image (embedded
 `data:` images included). Every other page of the site gets the same link check on its HTML as built.
-Screenshots go to `SITE/_screenshots/*.png`. On failure it prints one line per broken link, naming the
+Screenshots go to `SITE/_screenshots/*.png` (the tutorial's is tall enough to reach the demo's proof figure). On failure it prints one line per broken link, naming the
 page and the link, and exits 1.
 """
 import argparse, base64, io, json, os, re, shutil, subprocess, sys, time
@@ -111,7 +112,7 @@ def pick_pages(site: Path) -> list[tuple[str, str]]:
     "(label, page): the home page, one API page, one tutorial page (or a second API page)."
     man = json.loads((site / '_pages.json').read_text())
     api = [p['page'] for p in man if p['kind'] == 'api']
-    tut = [p['page'] for p in man if p['kind'] == 'tutorial']
+    tut = sorted((p['page'] for p in man if p['kind'] == 'tutorial'), key=lambda page: 'demo' not in page)  # the demo first
     res = [('home', 'index.html')]
     if api: res.append(('api', api[0]))
     if tut: res.append(('tutorial', tut[0]))
@@ -129,7 +130,7 @@ def main(site: Path):
         print(f'docs check: {page} ({label}) in chromium: {len(Page(dom).links)} links, {len(Page(dom).imgs)} images, '
               f'{len(b)} broken', flush=True)
         bad += b
-        screenshot(site / page, shots / f'{label}_{page.replace("/", "_").removesuffix(".html")}.png')
+        screenshot(site / page, shots / f'{label}_{page.replace("/", "_").removesuffix(".html")}.png', 4000 if label == 'tutorial' else 1600)
     # 404.html is served for any missing path, so its links are root-absolute by design: not checked
     pages = sorted(p for p in site.rglob('*.html') if '_screenshots' not in p.parts and p.name != '404.html')
     for p in pages:   # the rest of the site: the same check on the HTML as built

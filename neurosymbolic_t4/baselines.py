@@ -19,7 +19,7 @@ from .data import Vocab, build_question_vocab, tokenize, load_rgb
 from .perception import resize_images
 from .questions import question_type
 from .model import accuracy_table
-from .train import Trainer, TrainConfig, save_checkpoint
+from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, TRAIN_STATE
 
 # %% auto #0
 __all__ = ['BASELINES', 'BASELINE_KIND', 'PUBLISHED', 'BaselineConfig', 'conv_stem', 'QuestionEncoder', 'classifier',
@@ -29,7 +29,7 @@ __all__ = ['BASELINES', 'BASELINE_KIND', 'PUBLISHED', 'BaselineConfig', 'conv_st
 
 # %% ../nbs/14_baselines.ipynb #c57f3966
 BASELINES = ('cnn_lstm', 'cnn_lstm_sa', 'film', 'transformer')
-BASELINE_KIND = 'neurosymbolic_t4.baselines'  # a baseline checkpoint's kind is BASELINE_KIND + '.' + name
+BASELINE_KIND = 'baseline'  # a baseline checkpoint's kind is BASELINE_KIND + ':' + name (see `save_checkpoint`)
 
 # %% ../nbs/14_baselines.ipynb #1f0d394c
 @dataclass
@@ -272,16 +272,12 @@ def evaluate_baseline(model: Baseline, # a (trained) baseline
 # %% ../nbs/14_baselines.ipynb #87f74360
 def save_baseline(model: Baseline, path, **extra) -> Path:
     "Write a baseline (kind, config, vocabulary, weights, and `extra` plain values) with `save_checkpoint`."
-    return save_checkpoint({'kind': f"{BASELINE_KIND}.{model.name}", 'config': asdict(model.cfg), 'vocab': model.vocab.to_json(),
-                            'state_dict': model.state_dict(), **extra}, path)
+    return save_checkpoint({'config': asdict(model.cfg), 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict(), **extra},
+                           path, kind=f"{BASELINE_KIND}:{model.name}")
 
 def load_baseline(path, map_location='cpu') -> Baseline:
     "A baseline from a file written by `save_baseline` (loaded with `weights_only=True`), in eval mode."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"baseline checkpoint {path} does not exist; train one with train_baseline")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or not str(ckpt.get('kind', '')).startswith(BASELINE_KIND + '.'):
-        raise ValueError(f"{path} is not a baseline checkpoint (kind {ckpt.get('kind') if isinstance(ckpt, dict) else None!r})")
+    ckpt = load_checkpoint(path, BASELINE_KIND + ':', map_location)
     cfg = ckpt['config']
     model = make_baseline(BaselineConfig(**{**cfg, 'image_size': tuple(cfg['image_size'])}), Vocab.from_json(ckpt['vocab']))
     model.load_state_dict(ckpt['state_dict'])
@@ -306,7 +302,7 @@ def train_baseline(name: str, # cnn_lstm | cnn_lstm_sa | film | transformer
     trainer = Trainer(model, ds, baseline_loss, cfg, eval_fn=score, collate_fn=collate_qa)
     history = trainer.fit()
     best = Path(cfg.out_dir) / 'best.pt'
-    if best.exists(): model.load_state_dict(torch.load(best, map_location=trainer.device, weights_only=True)['model'])
+    if best.exists(): model.load_state_dict(load_checkpoint(best, TRAIN_STATE, trainer.device)['model'])
     report = {**evaluate_baseline(model, root, eval_split, eval_questions), 'train_questions': len(ds), 'history': history,
               'config': asdict(cfg), 'model_config': asdict(model_cfg), 'parameters': sum(p.numel() for p in model.parameters())}
     save_baseline(model, Path(cfg.out_dir) / 'model.pt', train_questions=len(ds))

@@ -19,8 +19,9 @@ from .data import PROGRAM_VOCAB, tokenize
 from .executor import execute, compute_relationships
 from .perception import decode_scenes
 from .parser import encode_questions, greedy_decode, beam_decode
-from .model import NeuroSymbolicVQA, load_vqa, explain, image_tensor, CHECKPOINT_KIND
+from .model import NeuroSymbolicVQA, load_vqa, explain, image_tensor, VQA_KIND
 from .questions import question_type
+from .train import load_checkpoint
 
 # %% auto #0
 __all__ = ['VARIANTS', 'BenchConfig', 'cpu_model', 'environment', 'synchronize', 'StageClock', 'no_clock', 'percentiles',
@@ -183,7 +184,7 @@ class VQARunner(Runner):
         parser = self.model.parser
         with clock('decode'): x = self.images(images)
         with clock('encode'):
-            ids, lengths = encode_questions(parser.vocab, questions, parser.config['max_question_len'])
+            ids, lengths = encode_questions(parser.vocab, questions, parser.config.max_question_len)
             ids = ids.to(self.device)
         with torch.inference_mode(), self.autocast():
             with clock('perception'): scenes = decode_scenes(self.perceive(x))
@@ -340,11 +341,7 @@ def benchmark_model(runner: Runner, # the fp32 runner
 # %% ../nbs/15_benchmark.ipynb #4bbb4c27
 def checkpoint_kind(path) -> str:
     "The `kind` field of a checkpoint written by `save_checkpoint` (ours or a baseline)."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"checkpoint {path} does not exist; train one with nst4_train (ours) or train_baseline")
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, dict) or 'kind' not in ckpt: raise ValueError(f"{path} has no 'kind' field: not a model checkpoint of this project")
-    return ckpt['kind']
+    return load_checkpoint(path)['kind']
 
 # %% ../nbs/15_benchmark.ipynb #1b4b31a2
 def load_runner(path, # a checkpoint of ours (`NeuroSymbolicVQA.save`) or of a baseline (`train_baseline`)
@@ -353,12 +350,12 @@ def load_runner(path, # a checkpoint of ours (`NeuroSymbolicVQA.save`) or of a b
                ) -> tuple:
     "(name, fp32 runner) for a checkpoint, chosen by its `kind`."
     kind = checkpoint_kind(path)
-    if kind == CHECKPOINT_KIND: return 'ours', VQARunner(load_vqa(path), device, beam_size)
+    if kind == VQA_KIND: return 'ours', VQARunner(load_vqa(path), device, beam_size)
     from neurosymbolic_t4.baselines import load_baseline, BASELINE_KIND
-    if kind.startswith(BASELINE_KIND):
+    if kind.startswith(BASELINE_KIND + ':'):
         model = load_baseline(path)
         return model.name, ClassifierRunner(model, device)
-    raise ValueError(f"{path}: unknown checkpoint kind {kind!r}; expected ours ({CHECKPOINT_KIND}) or a baseline ({BASELINE_KIND}.*)")
+    raise ValueError(f"{path}: unknown checkpoint kind {kind!r}; expected ours ({VQA_KIND!r}) or a baseline ({BASELINE_KIND}:NAME)")
 
 # %% ../nbs/15_benchmark.ipynb #7864a2e6
 def run_benchmark(runners: dict, # name -> fp32 runner
@@ -406,9 +403,8 @@ def plot_accuracy_latency(report: dict, # a `run_benchmark` report
                           path, # PNG to write
                          ) -> Path:
     "Accuracy vs batch-1 p50 latency, one point per model (its fastest kept variant)."
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    from matplotlib.figure import Figure  # not pyplot: a notebook's inline plots keep working
+    fig = Figure(figsize=(5, 3.6)); ax = fig.subplots()
     for name, m in report['models'].items():
         v = best_variant(m)
         if v is None: continue
@@ -416,7 +412,7 @@ def plot_accuracy_latency(report: dict, # a `run_benchmark` report
         ax.scatter([x], [y], s=40); ax.annotate(f"{name} ({v})", (x, y), textcoords='offset points', xytext=(4, 4), fontsize=8)
     ax.set_xscale('log'); ax.set_xlabel('batch-1 latency p50 (ms, log)'); ax.set_ylabel('accuracy (%)')
     ax.set_title(f"{report['environment']['device']}: {report['environment']['gpu'] or report['environment']['cpu_model']}"[:60], fontsize=8)
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=100)
     return Path(path)
 
 # %% ../nbs/15_benchmark.ipynb #2615069e
@@ -472,36 +468,38 @@ def reference_execute(program: Sequence[dict], # official JSON nodes ('function'
 # %% ../nbs/15_benchmark.ipynb #0c47365c
 def executor_speed(root, # dataset root, official layout
                    split: str = 'val', # split with scenes and questions with programs
-                   repeat: int = 5, # passes over the questions; the best is reported
+                   repeat: int = 5, # passes over the questions per call; the best is reported
+                   clock: Callable[[], float] = time.perf_counter, # seconds, as a float
                   ) -> dict:
-    "Questions per second of `execute` as users call it (JSON in, answer and proof out), on pre-converted types, and of `reference_execute`."
+    "Questions/s of `execute` as users call it (JSON in, answer and proof out), on types, and of `reference_execute`."
     scenes = {s['image_index']: s for s in json.loads(scenes_path(root, split).read_text())['scenes']}
-    raw = [(q['program'], scenes[q['image_index']], q.get('answer')) for q in json.loads(questions_path(root, split).read_text())['questions']
-           if q.get('program') and q['image_index'] in scenes]
-    pairs = []
-    for program, scene, answer in raw:  # questions both executors can run (ground-truth programs always can)
-        try: pairs.append((program, scene, execute(program, scene).answer, reference_execute(program, scene)))
-        except Exception: pass
-    if not pairs: raise ValueError(f"{questions_path(root, split)}: no question with a program that runs on its scene")
-    typed = [(program_from_json(p), scene_from_json(s)) for p, s, _, _ in pairs]
-    def best(run, items):
-        seconds = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            for item in items: run(*item)
-            seconds.append(time.perf_counter() - start)
-        return len(items) / min(seconds)
-    user = best(lambda p, s, *_: execute(p, s), pairs)
-    typed_qps = best(execute, typed)
-    reference = best(lambda p, s, *_: reference_execute(p, s), pairs)
-    return {'questions': len(pairs), 'agree': sum(a == b for _, _, a, b in pairs), 'user_call_qps': user,
-            'preconverted_qps': typed_qps, 'reference_qps': reference,
-            'user_call_vs_reference': user / reference, 'preconverted_vs_reference': typed_qps / reference}
+    questions = json.loads(questions_path(root, split).read_text())['questions']
+    raw = [(q['program'], scenes[q['image_index']])
+           for q in questions if q.get('program') and q['image_index'] in scenes]
+    pairs, agree = [], 0
+    for program, scene in raw:  # questions both executors can run (ground-truth programs always can)
+        try: agree += execute(program, scene).answer == reference_execute(program, scene)
+        except Exception: continue
+        pairs.append((program, scene))
+    if not pairs:
+        raise ValueError(f"{questions_path(root, split)}: no question with a program that runs on its scene")
+    typed = [(program_from_json(p), scene_from_json(s)) for p, s in pairs]
+    calls = {'user_call': (execute, pairs), 'preconverted': (execute, typed), 'reference': (reference_execute, pairs)}
+    best = dict.fromkeys(calls, float('inf'))
+    for _ in range(repeat):
+        for name, (run, items) in calls.items():
+            start = clock()
+            for program, scene in items: run(program, scene)
+            best[name] = min(best[name], clock() - start)
+    qps = {f'{name}_qps': len(pairs) / seconds for name, seconds in best.items()}
+    return {'questions': len(pairs), 'agree': agree, **qps,
+            'user_call_vs_reference': qps['user_call_qps'] / qps['reference_qps'],
+            'preconverted_vs_reference': qps['preconverted_qps'] / qps['reference_qps']}
 
 # %% ../nbs/15_benchmark.ipynb #8e411a04
 def benchmark_main(checkpoint: str = 'runs/nst4/model.pt', # model checkpoint(s), comma-separated: ours (nst4_train) and/or baselines (train_baseline)
                    device: str = 'cpu', # cpu | cuda
-                   data_root: str = 'data/CLEVR_synth', # dataset root, official layout; the benchmark questions come from --split
+                   data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout; the benchmark questions come from --split
                    split: str = 'val', # split with images and answered questions
                    out: str = 'runs/benchmark', # folder for benchmark.json, benchmark.md, accuracy_vs_latency.png
                    queries: int = 1000, # batch-1 requests timed after the warm-up

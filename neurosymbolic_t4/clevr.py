@@ -284,7 +284,8 @@ def _check_relationships(rels, n: int, where: str):
     for r in RELATIONS:
         rows = rels[r]
         if not isinstance(rows, list) or len(rows) != n:
-            raise ValueError(f"{where}: relationships[{r!r}] must list {n} entries (one per object), got {rows!r:.80}")
+            got = len(rows) if isinstance(rows, list) else type(rows).__name__
+            raise ValueError(f"{where}: relationships[{r!r}] lists {got} objects, the scene has {n}; fix the file")
         for i, row in enumerate(rows):
             if not isinstance(row, list) or any(not isinstance(j, numbers.Integral) or j == i or not 0 <= j < n
                                                for j in row):

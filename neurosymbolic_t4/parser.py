@@ -4,27 +4,24 @@
 
 # %% ../nbs/10_parser.ipynb #d588e0ec
 from __future__ import annotations
-import math, random, time
+import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from .clevr import *
 from .data import *
 from .executor import execute, ExecutionError
-from .questions import generate_questions
-from .synthetic import sample_scene
-from .train import save_checkpoint
+from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwrap
 
 # %% auto #0
-__all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'ProgramGrammar', 'encode_questions', 'QuestionParser',
-           'greedy_decode', 'beam_decode', 'parse_questions', 'parse', 'parser_loss', 'parser_step', 'lr_factor',
-           'train_parser', 'generate_question_corpus', 'exact_match', 'answer_accuracy', 'evaluate_parser',
-           'evaluate_on_dataset', 'parser_checkpoint', 'parser_from_checkpoint', 'save_parser', 'load_parser']
+__all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'PARSER_KIND', 'ProgramGrammar', 'encode_questions', 'ParserConfig',
+           'QuestionParser', 'greedy_decode', 'beam_decode', 'parse_questions', 'parse', 'parser_loss', 'exact_match',
+           'answer_accuracy', 'evaluate_parser', 'evaluate_on_dataset', 'train_parser_stage', 'parser_checkpoint',
+           'parser_from_checkpoint', 'save_parser', 'load_parser']
 
 # %% ../nbs/10_parser.ipynb #07650e68
 ANSWER_TYPES = ('bool', 'integer') + tuple(ATTRIBUTES)  # types a whole program may produce
@@ -49,21 +46,25 @@ class ProgramGrammar:
     def __init__(self, max_len: int = 40, # most program tokens (without `</s>`)
                  vocab: Vocab = PROGRAM_VOCAB, # program token vocabulary
                 ):
-        if max_len < SHORTEST_PROGRAM[ROOT_TYPE]: raise ValueError(f"max_len={max_len} is too short; the shortest CLEVR program has {SHORTEST_PROGRAM[ROOT_TYPE]} tokens")
+        if max_len < SHORTEST_PROGRAM[ROOT_TYPE]:
+            raise ValueError(f"max_len={max_len} is too short; the shortest CLEVR program has "
+                             f"{SHORTEST_PROGRAM[ROOT_TYPE]} tokens")
         self.max_len, self.vocab = max_len, vocab
         specs = [FUNCTIONS.get(t.partition('[')[0]) for t in vocab.itos]
         self.inputs = [spec.inputs if spec else () for spec in specs]
         cost = torch.tensor([1 + sum(SHORTEST_PROGRAM[t] for t in spec.inputs) if spec else math.inf for spec in specs])
         self.allowed_for, self.extra_cost = {}, {}
         for want in list(SHORTEST_PROGRAM):
-            fits = [spec is not None and (spec.output == want or want == ROOT_TYPE and spec.output in ANSWER_TYPES) for spec in specs]
+            fits = [spec is not None and (spec.output == want or want == ROOT_TYPE and spec.output in ANSWER_TYPES)
+                    for spec in specs]
             self.allowed_for[want] = torch.tensor(fits)
             self.extra_cost[want] = cost - SHORTEST_PROGRAM[want]
         self.only_eos = torch.arange(len(vocab)) == vocab.eos
 
     start = ((ROOT_TYPE,), 0)
 
-    def mask(self, states: Sequence[tuple]) -> torch.Tensor:
+    def mask(self, states: Sequence[tuple] # decoding states
+            ) -> torch.Tensor:
         "Allowed next tokens for each state, as a (len(states), len(vocab)) bool tensor."
         rows = []
         for expected, length in states:
@@ -73,7 +74,9 @@ class ProgramGrammar:
             rows.append(self.allowed_for[top] & (self.extra_cost[top] <= slack))
         return torch.stack(rows)
 
-    def advance(self, state: tuple, token: int) -> tuple:
+    def advance(self, state: tuple, # a decoding state
+                token: int, # the token written
+               ) -> tuple:
         "The state after writing `token` (a finished state stays finished)."
         expected, length = state
         if not expected: return state
@@ -88,27 +91,37 @@ def encode_questions(vocab: Vocab, # question vocabulary
     ids = []
     for i, text in enumerate(questions):
         tokens = tokenize(text)
-        if not tokens: raise ValueError(f"question {i} is empty ({text!r}); pass the question text, e.g. 'How many red cubes are there?'")
+        if not tokens: raise ValueError(f"question {i} is empty ({text!r}); pass the question text, e.g. 'How many "
+                                        "red cubes are there?'")
         ids.append(torch.tensor(vocab.encode(tokens[:max_len])))
     lengths = torch.tensor([len(x) for x in ids])
     return nn.utils.rnn.pad_sequence(ids, batch_first=True), lengths
+
+# %% ../nbs/10_parser.ipynb #de92be6e
+@dataclass
+class ParserConfig:
+    "Hyper-parameters of the question parser (saved in its checkpoints, so a checkpoint rebuilds the model)."
+    embed_dim: int = 128  # word and program-token embedding size: CLEVR has ~80 question words and ~90 program tokens
+    hidden_dim: int = 256  # encoder output (both directions) and decoder state: 99%+ exact match on generated questions
+    layers: int = 1  # LSTM layers in encoder and decoder: one suffices for CLEVR's templated questions, and is fastest
+    dropout: float = 0.1  # dropout on embeddings and before the output layer, against learning the templates by heart
+    max_question_len: int = 64  # longer questions are cut to this many tokens (CLEVR's longest has 45)
+    max_program_len: int = 40  # decoded programs have at most this many tokens (CLEVR's longest prefix program has 27)
+
+    def __post_init__(self):
+        if self.hidden_dim % 2: raise ValueError(f"ParserConfig.hidden_dim={self.hidden_dim} must be even (it is "
+                                                 "split between the two encoder directions)")
 
 # %% ../nbs/10_parser.ipynb #6eedf120
 class QuestionParser(nn.Module):
     "Bi-LSTM encoder and attention LSTM decoder from question ids to program token ids."
     def __init__(self, vocab: Vocab, # question vocabulary
-                 embed_dim: int = 128, # word and program-token embedding size
-                 hidden_dim: int = 256, # encoder output (both directions) and decoder state size
-                 layers: int = 1, # LSTM layers in encoder and decoder
-                 dropout: float = 0.1, # dropout on embeddings and before the output layer
-                 max_question_len: int = 64, # longer questions are cut to this many tokens
-                 max_program_len: int = 40, # decoded programs have at most this many tokens
+                 config: ParserConfig | None = None, # the architecture; `ParserConfig()` when None
                 ):
         super().__init__()
-        if hidden_dim % 2: raise ValueError(f"hidden_dim={hidden_dim} must be even (it is split between the two encoder directions)")
-        self.config = dict(embed_dim=embed_dim, hidden_dim=hidden_dim, layers=layers, dropout=dropout,
-                           max_question_len=max_question_len, max_program_len=max_program_len)
-        self.vocab, self.grammar = vocab, ProgramGrammar(max_program_len)
+        self.config = config = config or ParserConfig()
+        embed_dim, hidden_dim, layers = config.embed_dim, config.hidden_dim, config.layers
+        self.vocab, self.grammar = vocab, ProgramGrammar(config.max_program_len)
         self.question_embed = nn.Embedding(len(vocab), embed_dim, padding_idx=vocab.pad)
         self.encoder = nn.LSTM(embed_dim, hidden_dim // 2, layers, batch_first=True, bidirectional=True)
         self.bridge = nn.Linear(hidden_dim, 2 * hidden_dim)
@@ -117,19 +130,27 @@ class QuestionParser(nn.Module):
         self.attend = nn.Linear(hidden_dim, hidden_dim, bias=False)
         self.combine = nn.Linear(2 * hidden_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, len(PROGRAM_VOCAB))
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(config.dropout)
 
-    def encode(self, questions: torch.Tensor, lengths: torch.Tensor) -> tuple:
+    def encode(self, questions: torch.Tensor, # (B, S) question ids
+               lengths: torch.Tensor, # (B,) their lengths
+              ) -> tuple:
         "Encoder outputs (B, S, H), their padding mask (B, S) and the decoder's initial (h, c)."
-        packed = pack_padded_sequence(self.drop(self.question_embed(questions)), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(self.drop(self.question_embed(questions)), lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
         out, (h, _) = self.encoder(packed)
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=questions.shape[1])
         final = torch.cat([h[-2], h[-1]], -1)  # last layer, both directions
         h0, c0 = torch.tanh(self.bridge(final)).chunk(2, -1)
-        layers = self.config['layers']
-        return memory, questions != self.vocab.pad, (h0.expand(layers, -1, -1).contiguous(), c0.expand(layers, -1, -1).contiguous())
+        layers = self.config.layers
+        return memory, questions != self.vocab.pad, (h0.expand(layers, -1, -1).contiguous(),
+                                                     c0.expand(layers, -1, -1).contiguous())
 
-    def decode(self, programs: torch.Tensor, state: tuple, memory: torch.Tensor, mask: torch.Tensor) -> tuple:
+    def decode(self, programs: torch.Tensor, # (B, T) program token ids so far
+               state: tuple, # the decoder's (h, c)
+               memory: torch.Tensor, # (B, S, H) encoder outputs
+               mask: torch.Tensor, # (B, S) True at real question words
+              ) -> tuple:
         "Logits (B, T, V) for the next token after each of `programs` (B, T), and the new decoder state."
         out, state = self.decoder(self.drop(self.program_embed(programs)), state)
         scores = self.attend(out) @ memory.transpose(1, 2)  # (B, T, S)
@@ -137,14 +158,20 @@ class QuestionParser(nn.Module):
         mixed = torch.tanh(self.combine(torch.cat([out, weights @ memory], -1)))
         return self.out(self.drop(mixed)), state
 
-    def forward(self, questions, lengths, programs):
+    def forward(self, questions: torch.Tensor, # (B, S) question ids
+                lengths: torch.Tensor, # (B,) their lengths
+                programs: torch.Tensor, # (B, T) program ids starting with `<s>`
+               ) -> torch.Tensor:
         "Teacher-forced logits: `programs` starts with `<s>` and predicts its own next tokens."
         memory, mask, state = self.encode(questions, lengths)
         return self.decode(programs, state, memory, mask)[0]
 
 # %% ../nbs/10_parser.ipynb #eb1a5ec8
 @torch.no_grad()
-def greedy_decode(model: QuestionParser, questions: torch.Tensor, lengths: torch.Tensor) -> list:
+def greedy_decode(model: QuestionParser, # the parser
+                  questions: torch.Tensor, # (B, S) question ids
+                  lengths: torch.Tensor, # (B,) their lengths
+                 ) -> list:
     "Program token ids (without `<s>`/`</s>`) for a batch of encoded questions, best token at each step."
     grammar, B = model.grammar, questions.shape[0]
     memory, mask, state = model.encode(questions, lengths)
@@ -187,7 +214,11 @@ def _beam_one(model: QuestionParser, memory, mask, state, beam_size: int) -> lis
     return best[1]
 
 @torch.no_grad()
-def beam_decode(model: QuestionParser, questions: torch.Tensor, lengths: torch.Tensor, beam_size: int = 5) -> list:
+def beam_decode(model: QuestionParser, # the parser
+                questions: torch.Tensor, # (B, S) question ids
+                lengths: torch.Tensor, # (B,) their lengths
+                beam_size: int = 5, # partial programs kept at each step
+               ) -> list:
     "Program token ids for a batch of encoded questions, by beam search over complete programs."
     memory, mask, state = model.encode(questions, lengths)
     return [_beam_one(model, memory[i:i + 1], mask[i:i + 1], (state[0][:, i:i + 1], state[1][:, i:i + 1]), beam_size)
@@ -203,13 +234,17 @@ def parse_questions(model: QuestionParser, # a (trained) parser
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    ids, lengths = encode_questions(model.vocab, questions, model.config['max_question_len'])
+    ids, lengths = encode_questions(model.vocab, questions, model.config.max_question_len)
     ids = ids.to(device)
     decoded = greedy_decode(model, ids, lengths) if beam_size == 1 else beam_decode(model, ids, lengths, beam_size)
     model.train(was_training)
     return [program_from_tokens(PROGRAM_VOCAB.decode(p)) for p in decoded]
 
-def parse(model: QuestionParser, question: str, beam_size: int = 1) -> Program:
+# %% ../nbs/10_parser.ipynb #80bb1f79
+def parse(model: QuestionParser, # a (trained) parser
+          question: str, # the question text
+          beam_size: int = 1, # 1: greedy decoding; more: beam search
+         ) -> Program:
     "The program of one question."
     return parse_questions(model, [question], beam_size)[0]
 
@@ -219,93 +254,28 @@ def parser_loss(model: QuestionParser, # the parser
                 word_dropout: float = 0., # probability of replacing each question word by `<unk>`
                ) -> torch.Tensor:
     "Mean cross-entropy of the next program token under teacher forcing."
-    device = next(model.parameters()).device
-    limit = model.config['max_question_len']
+    device, net = next(model.parameters()).device, unwrap(model)
+    limit = net.config.max_question_len
     questions, lengths = batch['question'][:, :limit].to(device), batch['question_len'].clamp(max=limit)
     if word_dropout:
-        drop = (torch.rand(questions.shape, device=device) < word_dropout) & (questions != model.vocab.pad)
-        questions = questions.masked_fill(drop, model.vocab.unk)
+        drop = (torch.rand(questions.shape, device=device) < word_dropout) & (questions != net.vocab.pad)
+        questions = questions.masked_fill(drop, net.vocab.unk)
     programs = batch['program'].to(device)
     logits = model(questions, lengths, programs[:, :-1])
     return F.cross_entropy(logits.flatten(0, 1), programs[:, 1:].flatten(), ignore_index=PROGRAM_VOCAB.pad)
 
-# %% ../nbs/10_parser.ipynb #8ddef33b
-def parser_step(model: QuestionParser, batch: dict, optimizer: torch.optim.Optimizer,
-                word_dropout: float = 0., # see `parser_loss`
-                clip: float = 1.0, # gradient-norm clipping
-               ) -> float:
-    "One training step on `batch`; the loss before the step."
-    model.train()
-    loss = parser_loss(model, batch, word_dropout)
-    optimizer.zero_grad()
-    loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
-    return loss.item()
-
-# %% ../nbs/10_parser.ipynb #a9e323af
-def lr_factor(progress: float, # fraction of training done, 0 to 1
-              warmup: float = 0.03, # fraction spent warming up linearly
-             ) -> float:
-    "Learning-rate multiplier: linear warm-up, then cosine decay to zero."
-    if progress < warmup: return progress / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1., (progress - warmup) / (1 - warmup))))
-
-# %% ../nbs/10_parser.ipynb #881b70e0
-def train_parser(model: QuestionParser, # the parser to train in place
-                 questions: Sequence[Question], # training questions with programs
-                 epochs: int = 10, # passes over `questions`
-                 batch_size: int = 64,
-                 lr: float = 2e-3, # peak learning rate
-                 word_dropout: float = 0.05, # see `parser_loss`
-                 time_limit: float | None = None, # seconds; training stops then, the schedule ends by then
-                 seed: int = 0, # shuffling seed
-                 progress: bool = True, # show a progress bar
-                ) -> dict:
-    "Train with Adam; the learning rate follows `lr_factor` over the steps or the time limit, whichever ends first."
-    missing = [i for i, q in enumerate(questions) if q.program is None]
-    if missing: raise ValueError(f"questions {missing[:5]} have no program; the parser trains on questions with programs")
-    data = ClevrQuestions(None, questions=questions, vocab=model.vocab)
-    loader = DataLoader(data, batch_size, shuffle=True, collate_fn=collate_questions, generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr)
-    total, step, start = epochs * len(loader), 0, time.time()
-    history = {'loss': [], 'epochs': 0.}
-    with tqdm(total=total, disable=not progress) as bar:
-        while step < total:
-            for batch in loader:
-                done = step / total if time_limit is None else max(step / total, (time.time() - start) / max(time_limit, 1e-9))
-                if done >= 1: break
-                for group in optimizer.param_groups: group['lr'] = lr * lr_factor(done)
-                history['loss'].append(parser_step(model, batch, optimizer, word_dropout))
-                step += 1
-                bar.update(); bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-            else: continue
-            break
-    history.update(epochs=step / len(loader), steps=step, seconds=time.time() - start)
-    return history
-
-# %% ../nbs/10_parser.ipynb #fb70ca6e
-def generate_question_corpus(n_scenes: int, # how many scenes to sample
-                             questions_per_scene: int = 10, # questions asked about each scene (fewer when it runs out)
-                             seed: int = 0, # the corpus is a function of the seed
-                             progress: bool = False, # show a progress bar
-                            ) -> tuple:
-    "Sampled scenes and generated questions about them; `question.image_index` is the scene's position."
-    rng, scenes, questions = random.Random(seed), [], []
-    for i in tqdm(range(n_scenes), disable=not progress):
-        scene, _ = sample_scene(rng)
-        scene.image_index = i
-        scenes.append(scene)
-        questions += generate_questions(scene, questions_per_scene, rng)
-    return scenes, questions
-
 # %% ../nbs/10_parser.ipynb #c4364341
-def exact_match(predicted: Sequence[Program], targets: Sequence[Program]) -> float:
+def exact_match(predicted: Sequence[Program], # parsed programs
+                targets: Sequence[Program], # the right programs
+               ) -> float:
     "Fraction of programs whose prefix token sequences are identical."
-    if len(predicted) != len(targets): raise ValueError(f"{len(predicted)} predicted programs for {len(targets)} targets")
+    if len(predicted) != len(targets): raise ValueError(f"{len(predicted)} predicted programs for {len(targets)} "
+                                                        "targets")
     return sum(p.to_tokens() == t.to_tokens() for p, t in zip(predicted, targets)) / max(len(targets), 1)
 
+# %% ../nbs/10_parser.ipynb #758f34c2
 def _answer(program: Program, scene: Scene) -> str | None:
+    "The program's answer on the scene, None when it cannot run."
     try: return execute(program, scene).answer
     except ExecutionError: return None
 
@@ -314,14 +284,17 @@ def answer_accuracy(programs: Sequence[Program], # parsed programs
                     answers: Sequence[str], # the right answers
                    ) -> float:
     "Fraction of programs that answer right on their scenes (execution errors count as wrong)."
-    if not len(programs) == len(scenes) == len(answers): raise ValueError(f"got {len(programs)} programs, {len(scenes)} scenes, {len(answers)} answers; pass one of each per question")
+    if not len(programs) == len(scenes) == len(answers):
+        raise ValueError(f"got {len(programs)} programs, {len(scenes)} scenes, {len(answers)} answers; "
+                         "pass one of each per question")
     return sum(_answer(p, s) == a for p, s, a in zip(programs, scenes, answers)) / max(len(answers), 1)
 
 # %% ../nbs/10_parser.ipynb #d9bf3364
 def evaluate_parser(model: QuestionParser, # the parser
                     questions: Sequence[Question], # questions, with programs and/or answers
                     scenes: Sequence[Scene] | None = None, # the scene of each question, for answer accuracy
-                    beam_size: int = 1, batch_size: int = 256,
+                    beam_size: int = 1, # 1: greedy decoding; more: beam search
+                    batch_size: int = 256, # questions parsed at once
                    ) -> dict:
     "Exact match (where programs exist) and answer accuracy (where scenes and answers exist) of the parser."
     predicted = [p for i in range(0, len(questions), batch_size)
@@ -329,7 +302,8 @@ def evaluate_parser(model: QuestionParser, # the parser
     result = {'questions': len(questions), 'predicted': predicted}
     with_program = [i for i, q in enumerate(questions) if q.program is not None]
     if with_program:
-        result['exact_match'] = exact_match([predicted[i] for i in with_program], [questions[i].program for i in with_program])
+        result['exact_match'] = exact_match([predicted[i] for i in with_program],
+                                            [questions[i].program for i in with_program])
     if scenes is not None:
         result['answer_accuracy'] = answer_accuracy(predicted, scenes, [q.answer for q in questions])
     return result
@@ -338,35 +312,63 @@ def evaluate_parser(model: QuestionParser, # the parser
 def evaluate_on_dataset(model: QuestionParser, # the parser
                         root, # dataset root in the official layout (scenes/, questions/)
                         split: str, # which split's questions to parse
-                        beam_size: int = 1,
+                        beam_size: int = 1, # 1: greedy decoding; more: beam search
                        ) -> dict:
     "`evaluate_parser` on a split of an official-layout dataset, each program run on its ground-truth scene."
     scenes = {s.image_index: s for s in load_scenes(scenes_path(root, split))}
     questions = load_questions(questions_path(root, split))
     unknown = sorted({q.image_index for q in questions} - set(scenes))
-    if unknown: raise ValueError(f"{questions_path(root, split)} asks about images {unknown[:5]} that {scenes_path(root, split)} lacks")
+    if unknown: raise ValueError(f"{questions_path(root, split)} asks about images {unknown[:5]} that "
+                                 f"{scenes_path(root, split)} lacks")
     return evaluate_parser(model, questions, [scenes[q.image_index] for q in questions], beam_size)
 
-# %% ../nbs/10_parser.ipynb #2931a8e6
-def parser_checkpoint(model: QuestionParser) -> dict:
-    "The parser as plain values and tensors: config, vocabulary and weights."
-    return {'kind': 'question_parser', 'config': model.config, 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
+# %% ../nbs/10_parser.ipynb #5fc1befe
+def train_parser_stage(questions: Sequence[Question], # training questions, each with its program
+                       val: Sequence[Question], # validation questions; those with programs are scored after every epoch
+                       cfg: TrainConfig, # training settings (out_dir: this stage's folder)
+                       model_cfg: ParserConfig | None = None, # the architecture; `ParserConfig()` when None
+                       max_val: int = 2000, # val questions scored after every epoch
+                       word_dropout: float = 0.05, # share of question words replaced by <unk> in training
+                      ) -> QuestionParser:
+    "Train the question parser with the `Trainer`; returns the final model (the val scores are in the run's history)."
+    missing = [i for i, q in enumerate(questions) if q.program is None]
+    if missing: raise ValueError(f"training questions {missing[:5]} have no program; the parser trains on questions "
+                                 "with programs")
+    train = ClevrQuestions(None, questions=questions, vocab=build_question_vocab(questions))
+    val = [q for q in val if q.program is not None][:max_val]
+    model = QuestionParser(train.vocab, model_cfg)
+    def loss_fn(m, batch): return parser_loss(m, batch, word_dropout), {}
+    def eval_fn(m): return {'exact_match': evaluate_parser(m, val)['exact_match']} if val else {}
+    Trainer(model, train, loss_fn, replace(cfg, metric='exact_match'), eval_fn=eval_fn, collate_fn=collate_questions,
+            difficulties=[len(q.program) for q in questions]).fit()
+    return model.eval()
 
-def parser_from_checkpoint(ckpt: dict) -> QuestionParser:
+# %% ../nbs/10_parser.ipynb #2931a8e6
+PARSER_KIND = 'parser'  # the checkpoint kind of a question parser
+
+def parser_checkpoint(model: QuestionParser # the parser to save
+                     ) -> dict:
+    "The parser as plain values and tensors: config, vocabulary and weights."
+    return {'config': asdict(model.config), 'vocab': model.vocab.to_json(), 'state_dict': model.state_dict()}
+
+# %% ../nbs/10_parser.ipynb #b779edf3
+def parser_from_checkpoint(ckpt: dict # `parser_checkpoint`'s dict, loaded
+                          ) -> QuestionParser:
     "A parser rebuilt from `parser_checkpoint`'s dict."
-    model = QuestionParser(Vocab.from_json(ckpt['vocab']), **ckpt['config'])
+    model = QuestionParser(Vocab.from_json(ckpt['vocab']), ParserConfig(**ckpt['config']))
     model.load_state_dict(ckpt['state_dict'])
     return model.eval()
 
-def save_parser(model: QuestionParser, path) -> Path:
+# %% ../nbs/10_parser.ipynb #6bc20820
+def save_parser(model: QuestionParser, # the parser to save
+                path, # file to write
+               ) -> Path:
     "Write the parser (config, vocabulary, weights) to `path`, atomically."
-    return save_checkpoint(parser_checkpoint(model), path)
+    return save_checkpoint(parser_checkpoint(model), path, kind=PARSER_KIND)
 
-def load_parser(path, map_location='cpu') -> QuestionParser:
+# %% ../nbs/10_parser.ipynb #a97f5239
+def load_parser(path, # a file written by `save_parser`
+                map_location='cpu', # where the weights go
+               ) -> QuestionParser:
     "A parser saved by `save_parser`."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist; train a parser and save it with save_parser(model, path)")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get('kind') != 'question_parser':
-        raise ValueError(f"{path} is not a question-parser checkpoint (no kind='question_parser'); write one with save_parser")
-    return parser_from_checkpoint(ckpt)
+    return parser_from_checkpoint(load_checkpoint(path, PARSER_KIND, map_location))

@@ -20,7 +20,7 @@ __all__ = ['COLOR_RGB', 'SIZE_RADIUS', 'COGENT_COLORS', 'GENERATOR_MARKER', 'Cam
            'sample_scene', 'Look', 'sample_look', 'render_scene', 'min_visible_pixels', 'synthesize',
            'BlenderSetupError', 'find_blender_assets', 'find_blender', 'light_jitter', 'blender_item', 'render_blender',
            'render_scene_blender', 'image_rng', 'png_bytes', 'made_by_generator', 'GenerateConfig', 'generate_dataset',
-           'generate_main', 'generate_cli']
+           'generate_question_corpus', 'generate_main', 'generate_cli']
 
 # %% ../nbs/05_synthetic.ipynb #a03b3b9f
 COLOR_RGB = {'gray': (87, 87, 87), 'red': (173, 35, 35), 'blue': (42, 75, 215), 'green': (29, 105, 20),
@@ -821,6 +821,21 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
         if any(done) or _needs_assembly(root, split, n, config): _assemble(root, split, n, config)
     return root
 
+
+# %% ../nbs/05_synthetic.ipynb #adad9fa6
+def generate_question_corpus(n_scenes: int, # how many scenes to sample
+                             questions_per_scene: int = 10, # questions asked about each scene (fewer when it runs out)
+                             seed: int = 0, # the corpus is a function of the seed
+                             progress: bool = False, # show a progress bar
+                            ) -> tuple:
+    "Sampled scenes and generated questions about them (no images); `question.image_index` is the scene's position."
+    rng, scenes, questions = random.Random(seed), [], []
+    for i in tqdm(range(n_scenes), disable=not progress):
+        scene, _ = sample_scene(rng)
+        scene.image_index = i
+        scenes.append(scene)
+        questions += generate_questions(scene, questions_per_scene, rng)
+    return scenes, questions
 
 # %% ../nbs/05_synthetic.ipynb #0a28c730
 def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or resume)
