@@ -183,21 +183,24 @@ def train_all(root, # dataset root, official layout
     if previous is None and not {'perception', 'parser'} <= set(stages):
         raise ValueError(f"stages {stages} need a trained model at {out / 'model.pt'} for the others; run the "
                          "perception and parser stages first")
-    started = time.time()
-    if 'perception' in stages: p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')))
+    started, ran = time.time(), []
+    if 'perception' in stages:
+        p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception'))); ran.append('perception')
     else: p = previous.perception
     if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
         p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')))
+        ran.append('blender')
     if 'parser' in stages:
         q = train_parser_stage(dataset_questions(root, 'train'), dataset_questions(root, 'val'),
-                               replace(parser, out_dir=str(out / 'parser')))
+                               replace(parser, out_dir=str(out / 'parser'))); ran.append('parser')
     else: q = previous.parser
     model = NeuroSymbolicVQA(p, q)
     model.save(out / 'model.pt')
     if 'e2e' in stages and e2e.epochs > 0:
         model = train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')))
-        model.save(out / 'model.pt')
-    print(f"trained {', '.join(stages)} in {(time.time() - started) / 60:.1f} min; model saved to {out / 'model.pt'}")
+        model.save(out / 'model.pt'); ran.append('e2e')
+    print(f"trained {', '.join(ran) or 'nothing'} in {(time.time() - started) / 60:.1f} min; "
+          f"model saved to {out / 'model.pt'}")
     return model
 
 # %% ../nbs/12_pipeline.ipynb #b8edcab2
