@@ -18,7 +18,7 @@ __all__ = ['COLORS', 'SHAPES', 'MATERIALS', 'SIZES', 'ATTRIBUTES', 'RELATIONS', 
            'program_from_json', 'program_to_json', 'program_to_tokens', 'program_from_tokens', 'program_to_text',
            'SceneObject', 'Scene', 'scene_from_json', 'scene_to_json', 'Question', 'question_from_json',
            'question_to_json', 'image_filename', 'scenes_path', 'questions_path', 'image_path', 'load_scenes',
-           'load_questions', 'atomic_write_json', 'save_scenes', 'save_questions', 'find_real_clevr',
+           'load_questions', 'atomic_write_json', 'save_scenes', 'save_questions', 'find_real_clevr', 'tiny_clevr',
            'compute_relationships', 'command_parser', 'run_command']
 
 # %% ../nbs/00_clevr.ipynb #73ec1f8f
@@ -464,6 +464,13 @@ def find_real_clevr() -> Path | None:
             root = base / 'clevr_real' / 'CLEVR_v1.0_sample'
             if root.exists(): return root.resolve()
     return None
+
+# %% ../nbs/00_clevr.ipynb #ddad6813
+def tiny_clevr() -> Path:
+    "The real CLEVR fixture shipped in the package (official layout): a few scenes, questions and images."
+    from importlib.resources import files  # the installed package's folder, also from a notebook
+    return Path(str(files('neurosymbolic_t4') / 'fixtures' / 'CLEVR_tiny'))
+
 
 # %% ../nbs/00_clevr.ipynb #74ed3ce1
 CLEVR_DIRECTIONS = {'right': [0.6563112735748291, 0.7544902563095093, 0.],
