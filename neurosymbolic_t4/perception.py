@@ -459,12 +459,14 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                            flip: bool = True, # mirror half of the training images (see `flip_batch`)
                            photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
+                           train_split: str = 'train', # split trained on (CoGenT: trainA)
+                           val_split: str = 'val', # split scored after every epoch (CoGenT: valA)
                           ) -> Perception:
     "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
     model_cfg = model_cfg or PerceptionConfig()
-    train = CachedScenes(ClevrScenes(root, 'train'), model_cfg.input_size)
-    val_scenes = ClevrScenes(root, 'val')
-    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]),
+    train = CachedScenes(ClevrScenes(root, train_split), model_cfg.input_size)
+    val_scenes = ClevrScenes(root, val_split)
+    val = CachedScenes(ClevrScenes(root, val_split, indices=[s.image_index for s in val_scenes.scenes[:max_val]]),
                        model_cfg.input_size)
     model = Perception(model_cfg)
     loss_fn = augmented_perception_loss(max_shift, flip, photometric)
@@ -478,13 +480,15 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
                               blender_root, # a Blender-rendered dataset (train split), e.g. `ensure_blender_renders`
                               cfg: TrainConfig, # training settings (out_dir: the stage's folder); a small lr
                               max_val: int = 200, # synthetic val images scored after every epoch
+                              train_split: str = 'train', # the synthetic split joining the renders (CoGenT: trainA)
+                              val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
                              ) -> Perception:
     "Fine-tune perception on Blender renders of CLEVR's assets and as many synthetic images; returns the model."
     size = model.config.input_size
     renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
-    synthetic = CachedScenes(ClevrScenes(root, 'train', indices=range(len(renders))), size)
-    val_scenes = ClevrScenes(root, 'val')
-    val = CachedScenes(ClevrScenes(root, 'val', indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
+    synthetic = CachedScenes(ClevrScenes(root, train_split, indices=range(len(renders))), size)
+    val_scenes = ClevrScenes(root, val_split)
+    val = CachedScenes(ClevrScenes(root, val_split, indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
     Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(),
             replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()

@@ -4,12 +4,13 @@
 
 # %% ../nbs/12_pipeline.ipynb #a2ada900
 from __future__ import annotations
-import time
+import os, time
 from dataclasses import replace
 from typing import Sequence
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import Dataset
 from .clevr import *
 from .executor import load_split
@@ -23,9 +24,10 @@ from .model import *
 from .train import *
 
 # %% auto #0
-__all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'STAGES', 'stage_configs', 'ensure_dataset', 'ensure_blender_renders',
-           'dataset_questions', 'ClevrAnswers', 'train_e2e_stage', 'train_all', 'train_main', 'train_cli',
-           'write_evaluation', 'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+__all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_configs', 'open_dataset', 'is_main_process',
+           'ensure_dataset', 'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage',
+           'train_all', 'parse_curriculum', 'train_main', 'train_cli', 'write_evaluation', 'eval_main', 'eval_cli',
+           'real_clevr_report', 'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
@@ -57,27 +59,52 @@ def stage_configs(epochs: dict | None = None, # {stage: epochs} overriding the t
                            lr=(lr / 3 if stage == 'blender' else lr) if lr else cfg.lr, **common)
             for stage, cfg in STAGE_DEFAULTS.items()}
 
+# %% ../nbs/12_pipeline.ipynb #8091408a
+SPLIT_FILES = {'scenes': scenes_path, 'questions': questions_path}  # a split's files, by kind
+
+def open_dataset(data_root, # a dataset folder or a folder holding one (see `resolve_dataset`)
+                 splits: Sequence[str], # the splits the command reads, e.g. ['trainA', 'valA'] for CoGenT
+                 purpose: str = 'this command', # who needs them, for the error line
+                 kinds: Sequence[str] = ('scenes', 'questions'), # the files of each split it reads
+                ) -> Path:
+    "The dataset `data_root` names, checked to have the files of `splits`; prints which dataset it is."
+    root, what = resolve_dataset(data_root)
+    missing = [SPLIT_FILES[k](root, s).relative_to(root).as_posix() for s in splits for k in kinds
+               if not SPLIT_FILES[k](root, s).exists()]
+    if missing: raise FileNotFoundError(f"{what} lacks {' and '.join(missing)}, which {purpose} needs; complete the "
+                                        "download (nst4_download), or give another --data-root or split")
+    print(f"dataset: {what}")
+    return root
+
+
+# %% ../nbs/12_pipeline.ipynb #9013da1f
+def is_main_process() -> bool:
+    "Whether this process writes the run's files: the only one, or the first (rank 0) under torchrun."
+    return int(os.environ.get('RANK', 0)) == 0
+
+
 # %% ../nbs/12_pipeline.ipynb #59c5694b
 def ensure_dataset(root, # a dataset folder or a folder holding one (see `resolve_dataset`)
                    train: int = DATA_DEFAULTS['train_images'], # train images to generate when there is no dataset
                    val: int = DATA_DEFAULTS['val_images'], # val images to generate when there is no dataset
                    questions_per_image: int = DATA_DEFAULTS['questions_per_image'], # questions per generated image
                    seed: int = 0, # generator seed
+                   splits: Sequence[str] = ('train', 'val'), # the splits training reads (CoGenT: trainA, valA)
                   ) -> Path:
     "The dataset `root` names, saying which it is; the synthetic default is generated first where there is none."
     try: found, what = resolve_dataset(root)
     except FileNotFoundError: found, what = Path(root), None
-    needed = [scenes_path(found, 'train'), questions_path(found, 'train')]
-    if what is None or (made_by_generator(found) and not all(p.exists() for p in needed)):
+    needed = [SPLIT_FILES[kind](found, split) for split in splits for kind in SPLIT_FILES]
+    generated_splits = tuple(splits) == ('train', 'val')  # other splits (CoGenT's) come from a download
+    if generated_splits and (what is None or (made_by_generator(found) and not all(p.exists() for p in needed))):
+        if not is_main_process(): raise RuntimeError(
+            f"no dataset at {found} to train on: under torchrun, make it first (run nst4_train once without "
+            "torchrun, or nst4_generate --out DIR) so that the processes do not generate it together")
         print(f"no CLEVR dataset at {found}: generating the synthetic default dataset there "
               f"({train} train / {val} val images, {questions_per_image} questions each)")
         generate_dataset(found, train=train, val=val, questions_per_image=questions_per_image, seed=seed)
-    what = describe_dataset(found)
-    missing = [p.relative_to(found).as_posix() for p in needed if not p.exists()]
-    if missing: raise FileNotFoundError(f"{what} lacks {' and '.join(missing)}, which training needs; "
-                                        f"complete the download (nst4_download) or give another --data-root")
-    print(f"dataset: {what}")
-    return found
+    return open_dataset(found, splits, 'training')
+
 
 # %% ../nbs/12_pipeline.ipynb #3cb19e2e
 def ensure_blender_renders(root, # the synthetic dataset's root: the renders go beside it, in `<root>_blender`
@@ -136,14 +163,15 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
                     cfg: TrainConfig, # training settings (out_dir: this stage's folder); a small lr suits fine-tuning
                     max_questions: int = 4000, # training questions used
                     held_out: int = 1000, # further train questions that decide whether fine-tuning helped
+                    split: str = 'train', # the split trained on (CoGenT: trainA)
                    ) -> NeuroSymbolicVQA:
     "Fine-tune perception from answers alone through the probabilistic executor."
     size = model.perception.config.input_size
     start = {k: v.clone() for k, v in model.perception.state_dict().items()}
-    answered = [q for q in dataset_questions(root, 'train') if q.answer is not None]
+    answered = [q for q in dataset_questions(root, split) if q.answer is not None]
     stop = min(max_questions, len(answered) - -(-len(answered) // 5))  # at least a fifth held out (one, for tiny data)
-    train = ClevrAnswers(root, 'train', size, answered[:stop])
-    val = ClevrAnswers(root, 'train', size,
+    train = ClevrAnswers(root, split, size, answered[:stop])
+    val = ClevrAnswers(root, split, size,
                        answered[stop:stop + held_out])  # not the val split: that one is for evaluation
     def loss_fn(m, batch): return answer_loss(m, batch[0], batch[1], batch[2])
     def eval_fn(m):
@@ -155,6 +183,7 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
     before = eval_fn(model.perception)['val_answer_acc']
     Trainer(model.perception, train, loss_fn, replace(cfg, metric='val_answer_acc'), eval_fn=eval_fn,
             collate_fn=train.collate).fit()
+    if dist.is_initialized(): dist.barrier()  # under torchrun: the first process has written best.pt
     best = load_checkpoint(Path(cfg.out_dir) / 'best.pt', TRAIN_STATE)
     if best['best'] > before: model.perception.load_state_dict(best['model'])
     else:
@@ -174,8 +203,10 @@ def train_all(root, # dataset root, official layout
               stages: tuple = STAGES, # which stages to run (a model.pt in out_dir supplies the others)
               blender: TrainConfig | None = None, # the blender stage's settings (skipped when None)
               blender_root=None, # Blender renders for the blender stage (skipped when None)
+              train_split: str = 'train', # the split trained on (CoGenT: trainA)
+              val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
              ) -> NeuroSymbolicVQA:
-    "Train the chosen stages in order and save the joined model to `out_dir/model.pt`."
+    "Train the chosen stages in order and save the joined model to `out_dir/model.pt` (the first process only)."
     out = Path(out_dir)
     unknown = set(stages) - set(STAGES)
     if unknown: raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {STAGES}")
@@ -185,23 +216,41 @@ def train_all(root, # dataset root, official layout
                          "perception and parser stages first")
     started, ran = time.time(), []
     if 'perception' in stages:
-        p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception'))); ran.append('perception')
+        p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')),
+                                   train_split=train_split, val_split=val_split)
+        ran.append('perception')
     else: p = previous.perception
     if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
-        p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')))
+        p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')),
+                                      train_split=train_split, val_split=val_split)
         ran.append('blender')
     if 'parser' in stages:
-        q = train_parser_stage(dataset_questions(root, 'train'), dataset_questions(root, 'val'),
+        q = train_parser_stage(dataset_questions(root, train_split), dataset_questions(root, val_split),
                                replace(parser, out_dir=str(out / 'parser'))); ran.append('parser')
     else: q = previous.parser
     model = NeuroSymbolicVQA(p, q)
-    model.save(out / 'model.pt')
+    if is_main_process(): model.save(out / 'model.pt')
     if 'e2e' in stages and e2e.epochs > 0:
-        model = train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')))
-        model.save(out / 'model.pt'); ran.append('e2e')
+        model = train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')), split=train_split)
+        if is_main_process(): model.save(out / 'model.pt')
+        ran.append('e2e')
     print(f"trained {', '.join(ran) or 'nothing'} in {(time.time() - started) / 60:.1f} min; "
           f"model saved to {out / 'model.pt'}")
     return model
+
+# %% ../nbs/12_pipeline.ipynb #6d24c55a
+def parse_curriculum(text: str | None, # FIRST_EPOCH:MAX_NODES pairs, e.g. '0:8,2:16' (None or '': no curriculum)
+                    ) -> list:
+    "`TrainConfig.curriculum` from its command-line form: '0:8,2:16' is [[0, 8], [2, 16]]."
+    if not text: return []
+    try: stages = [[int(first), int(limit)] for first, limit in (part.split(':') for part in text.split(','))]
+    except ValueError:
+        raise ValueError(f"--curriculum {text}: give FIRST_EPOCH:MAX_NODES pairs, e.g. 0:8,2:16") from None
+    epochs = [first for first, _ in stages]
+    if epochs != sorted(set(epochs)) or min(epochs) < 0:
+        raise ValueError(f"--curriculum {text}: the epochs must ascend from 0 or more, e.g. 0:8,2:16")
+    return stages
+
 
 # %% ../nbs/12_pipeline.ipynb #b8edcab2
 def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (official layout); generated when missing
@@ -222,18 +271,25 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                clip_grad: float = 1.0, # max gradient norm (0: no clipping)
                wandb: str = None, # W&B project to log to (needs wandb installed; WANDB_MODE=offline works)
                seed: int = 0, # seed of the generated dataset and of training
+               train_split: str = 'train', # the split trained on (CoGenT: trainA)
+               val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
+               curriculum: str = None, # parser curriculum FIRST_EPOCH:MAX_NODES,..., e.g. 0:8,2:16 (parse_curriculum)
               ):
     ("Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\n"
      "Example: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\n"
+     "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA, then nst4_eval --split valB\n"
      "Several GPUs: torchrun --nproc_per_node N $(which nst4_train) ...")
-    root = ensure_dataset(data_root, train_images, val_images, seed=seed)
+    stages_curriculum = parse_curriculum(curriculum)  # bad input stops the command before any work
+    root = ensure_dataset(data_root, train_images, val_images, seed=seed, splits=(train_split, val_split))
     epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
     configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp,
                             clip_grad=clip_grad or None,
                             wandb=wandb, seed=seed)
+    configs['parser'] = replace(configs['parser'], curriculum=stages_curriculum)  # difficulty: program length
     train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'],
               stages=tuple(s.strip() for s in stages.split(',')),
-              blender=configs['blender'], blender_root=ensure_blender_renders(root, blender_images))
+              blender=configs['blender'], blender_root=ensure_blender_renders(root, blender_images),
+              train_split=train_split, val_split=val_split)
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
 def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
@@ -254,8 +310,8 @@ def write_evaluation(report: dict, # from `evaluate_vqa`
 
 # %% ../nbs/12_pipeline.ipynb #3ed3ea25
 def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_train
-              data_root: str = DATA_DEFAULTS['data_root'], # dataset root, official layout
-              split: str = 'val', # split to evaluate
+              data_root: str = DATA_DEFAULTS['data_root'], # a dataset folder or a folder holding one
+              split: str = 'val', # split to evaluate (CoGenT: valA or valB)
               scenes: str = 'predicted', # predicted (full pipeline) | ground_truth (parser + executor only)
               max_questions: int = None, # evaluate the first questions only
               out: str = None, # JSON report path (default: beside the checkpoint)
@@ -266,11 +322,9 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
     if not Path(checkpoint).exists():
         raise FileNotFoundError(f"no model at {checkpoint}: give --checkpoint RUN/model.pt of a run, or train one "
                                 "with nst4_train --out-dir RUN")
-    if not questions_path(data_root, split).exists():
-        raise FileNotFoundError(f"no {split} questions at {questions_path(data_root, split)}: give --data-root a "
-                                "dataset root in the official layout")
+    root = open_dataset(data_root, [split], f'evaluating --split {split}')
     model = load_vqa(checkpoint).to(device_and_precision(device, 'off')[0])  # the batches follow the model's device
-    report = evaluate_vqa(model, data_root, split, scenes, max_questions)
+    report = evaluate_vqa(model, root, split, scenes, max_questions)
     path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
     print(format_table(report)); print(f"report: {path}")
 
