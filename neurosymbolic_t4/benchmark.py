@@ -22,6 +22,7 @@ from .parser import encode_questions, greedy_decode, beam_decode
 from .model import NeuroSymbolicVQA, load_vqa, explain, image_tensor, VQA_KIND
 from .questions import question_type
 from .train import load_checkpoint
+from .pipeline import DATA_DEFAULTS, open_dataset
 
 # %% auto #0
 __all__ = ['VARIANTS', 'BenchConfig', 'cpu_model', 'environment', 'synchronize', 'StageClock', 'no_clock', 'percentiles',
@@ -499,7 +500,7 @@ def executor_speed(root, # dataset root, official layout
 # %% ../nbs/15_benchmark.ipynb #8e411a04
 def benchmark_main(checkpoint: str = 'runs/nst4/model.pt', # model checkpoint(s), comma-separated: ours (nst4_train) and/or baselines (train_baseline)
                    device: str = 'cpu', # cpu | cuda
-                   data_root: str = 'data/CLEVR_synthetic', # dataset root, official layout; the benchmark questions come from --split
+                   data_root: str = DATA_DEFAULTS['data_root'], # a dataset or a folder holding one (open_dataset)
                    split: str = 'val', # split with images and answered questions
                    out: str = 'runs/benchmark', # folder for benchmark.json, benchmark.md, accuracy_vs_latency.png
                    queries: int = 1000, # batch-1 requests timed after the warm-up
@@ -521,14 +522,16 @@ def benchmark_main(checkpoint: str = 'runs/nst4/model.pt', # model checkpoint(s)
     if min(queries, questions, batch_size) < 1 or warmup < 0: raise SystemExit("--queries, --questions and --batch-size must be >= 1, --warmup >= 0")
     if (Path(out) / 'benchmark.json').exists() and not force: raise SystemExit(f"{Path(out) / 'benchmark.json'} exists; choose another --out or pass --force")
     if threads: torch.set_num_threads(threads)
-    qs = benchmark_queries(data_root, split, questions)
+    root = open_dataset(data_root, [split], f'the benchmark (--split {split})',
+                        ('scenes', 'questions') if executor else ('questions',))  # the executor runs on the scenes
+    qs = benchmark_queries(root, split, questions)
     runners = {}
     for path in [c.strip() for c in checkpoint.split(',') if c.strip()]:
         name, runner = load_runner(path, device, beam_size)
         runners[name if name not in runners else f"{name}:{Path(path).stem}"] = runner
     cfg = BenchConfig(queries=queries, warmup=warmup, stage_queries=min(200, queries), batch_size=batch_size, variants=tuple(names), beam_size=beam_size)
-    report = run_benchmark(runners, qs, cfg, device, data_root=str(data_root), split=split, checkpoints=checkpoint)
-    if executor: report['executor'] = executor_speed(data_root, split)
+    report = run_benchmark(runners, qs, cfg, device, data_root=str(root), split=split, checkpoints=checkpoint)
+    if executor: report['executor'] = executor_speed(root, split)
     write_report(report, out, force)
     print(markdown_table(report))
     if executor: print(json.dumps(report['executor']))
