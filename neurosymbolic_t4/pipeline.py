@@ -26,8 +26,8 @@ from .train import *
 # %% auto #0
 __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_configs', 'open_dataset', 'is_main_process',
            'ensure_dataset', 'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage',
-           'train_all', 'parse_curriculum', 'train_main', 'train_cli', 'write_evaluation', 'eval_main', 'eval_cli',
-           'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+           'sync_buffers', 'train_all', 'parse_curriculum', 'train_main', 'train_cli', 'write_evaluation', 'eval_main',
+           'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
@@ -181,8 +181,12 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
                     for s in range(0, len(val), 64)]
         return {'val_answer_acc': float(np.mean(accs))}
     before = eval_fn(model.perception)['val_answer_acc']
-    Trainer(model.perception, train, loss_fn, replace(cfg, metric='val_answer_acc'), eval_fn=eval_fn,
-            collate_fn=train.collate).fit()
+    # objects are read where the heatmap peaks, a choice without a gradient: its head is frozen for the stage (it
+    # would not change anyway), so that under torchrun DistributedDataParallel finds no weights without gradients
+    model.perception.heatmap.requires_grad_(False)
+    try: Trainer(model.perception, train, loss_fn, replace(cfg, metric='val_answer_acc'), eval_fn=eval_fn,
+                 collate_fn=train.collate).fit()
+    finally: model.perception.heatmap.requires_grad_(True)
     if dist.is_initialized(): dist.barrier()  # under torchrun: the first process has written best.pt
     best = load_checkpoint(Path(cfg.out_dir) / 'best.pt', TRAIN_STATE)
     if best['best'] > before: model.perception.load_state_dict(best['model'])
@@ -191,6 +195,15 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
         print(f"end-to-end fine-tuning did not beat the held-out answer accuracy it started from ({before:.4f}); "
               "keeping the model as it was")
     return model.eval()
+
+# %% ../nbs/12_pipeline.ipynb #5a551a03
+def sync_buffers(model: torch.nn.Module, # the same model in every torchrun process
+                ) -> torch.nn.Module:
+    "The model with the first process's buffers (BatchNorm statistics) in every process; unchanged outside torchrun."
+    if dist.is_initialized():
+        for buffer in model.buffers(): dist.broadcast(buffer, src=0)
+    return model
+
 
 # %% ../nbs/12_pipeline.ipynb #85c4ed2d
 STAGES = ('perception', 'blender', 'parser', 'e2e')
@@ -228,10 +241,10 @@ def train_all(root, # dataset root, official layout
         q = train_parser_stage(dataset_questions(root, train_split), dataset_questions(root, val_split),
                                replace(parser, out_dir=str(out / 'parser'))); ran.append('parser')
     else: q = previous.parser
-    model = NeuroSymbolicVQA(p, q)
+    model = sync_buffers(NeuroSymbolicVQA(p, q))
     if is_main_process(): model.save(out / 'model.pt')
     if 'e2e' in stages and e2e.epochs > 0:
-        model = train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')), split=train_split)
+        model = sync_buffers(train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')), split=train_split))
         if is_main_process(): model.save(out / 'model.pt')
         ran.append('e2e')
     print(f"trained {', '.join(ran) or 'nothing'} in {(time.time() - started) / 60:.1f} min; "
@@ -274,7 +287,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                train_split: str = 'train', # the split trained on (CoGenT: trainA)
                val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
                curriculum: str = None, # parser curriculum FIRST_EPOCH:MAX_NODES,..., e.g. 0:8,2:16 (parse_curriculum)
-              ):
+              ) -> NeuroSymbolicVQA:
     ("Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\n"
      "Example: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\n"
      "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA, then nst4_eval --split valB\n"
@@ -286,10 +299,10 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                             clip_grad=clip_grad or None,
                             wandb=wandb, seed=seed)
     configs['parser'] = replace(configs['parser'], curriculum=stages_curriculum)  # difficulty: program length
-    train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'],
-              stages=tuple(s.strip() for s in stages.split(',')),
-              blender=configs['blender'], blender_root=ensure_blender_renders(root, blender_images),
-              train_split=train_split, val_split=val_split)
+    return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'],
+                     stages=tuple(s.strip() for s in stages.split(',')),
+                     blender=configs['blender'], blender_root=ensure_blender_renders(root, blender_images),
+                     train_split=train_split, val_split=val_split)
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
 def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
