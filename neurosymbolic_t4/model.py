@@ -344,6 +344,7 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
     sample = random.Random(seed).sample(range(len(questions)), min(n_proofs, len(questions)))
     return {'split': split, 'scenes': scenes, **accuracy_table(records),
             'calibration': {'ece': expected_calibration_error(confidences, correct),
+                            'flagged': sum(bool(a.warnings) for a in answers),
                             'bins': calibration_bins(confidences, correct)},
             'program_exact_match': _program_exact_match(programs, questions),
             'proofs': [{**answers[i].to_json(), 'expected': questions[i].answer,
