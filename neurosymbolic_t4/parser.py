@@ -242,7 +242,7 @@ def _program_or_error(ids: Sequence[int]) -> Program | ProgramError:
     "The program the token ids spell, or the `ProgramError` saying why they spell none."
     tokens = [PROGRAM_VOCAB.itos[i] for i in ids]
     try: return program_from_tokens(tokens)
-    except ProgramError as e: return ProgramError(f"the parser wrote no program ({' '.join(tokens) or 'nothing'}): {e}")
+    except ProgramError as e: return ProgramError(f"the parser wrote no program: {e}")
 
 @torch.no_grad()
 def parse_questions(model: QuestionParser, # a (trained) parser
