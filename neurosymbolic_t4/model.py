@@ -84,7 +84,7 @@ class VQAAnswer:
         "The question, the program, the proof and the answer, for a person to read."
         objects = '\n'.join(f"  #{i} {describe_object(o)} at pixel ({o.pixel_coords[0]:.0f}, {o.pixel_coords[1]:.0f})"
                             for i, o in enumerate(self.scene.objects))
-        if self.program is None: return (f"question: {self.question}\n{self.error}\nanswer: none (confidence 0)")
+        if self.program is None: return f"question: {self.question}\n{self.error}\nanswer: none (confidence 0)"
         failed = (f"\nexact execution failed: {self.error}; answer taken from the probabilistic execution"
                   if self.error else '')
         flags = ''.join(f"\nwarning: {w}" for w in self.warnings)
@@ -112,7 +112,7 @@ def explain(program: Program | ProgramError, # the parsed program (a `ProgramErr
             scene: Scene, # the decoded scene, with attribute probabilities
             question: str = '', # the question text, for the record
             unknown_share: float = 0., # share of the question's words the parser does not know
-            answer_from: str = 'scene', # 'scene': exact execution on the most probable scene; 'distributions'
+            answer_from: str = 'scene', # 'scene': exact execution on the argmax scene; 'distributions': probabilistic
             rules: ConfidenceRules | None = None, # thresholds; `ConfidenceRules()` when None
            ) -> VQAAnswer:
     "Answer `program` on `scene` with the exact executor (the proof) and the probabilistic one (the confidence)."
