@@ -44,8 +44,8 @@ class ConfidenceRules:
     "When `explain` lowers a confidence or flags an answer."
     max_unknown_share: float = 0.25  # a larger share of unknown words flags the question (CLEVR's own questions have 0)
     flagged_cap: float = 0.05  # most confidence a flagged answer keeps (question out of vocabulary, no object seen)
-    failed_execution_cap: float = 0.5  # most confidence a guess keeps after the exact execution failed
-    unique_mass: bool = True  # multiply by the probability that each `unique` step found exactly one object
+    failed_execution_cap: float = 0.8  # most confidence of a guess after a failed exact execution (79% right on val)
+    unique_mass: bool = False  # multiply by the probability that each `unique` found one object (worse ECE measured)
 
 # %% ../nbs/11_model.ipynb #f2b79af8
 def typed_answer(probs: torch.Tensor, # (28,) probabilities over `ANSWERS`
