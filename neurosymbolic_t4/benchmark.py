@@ -25,12 +25,13 @@ from .train import load_checkpoint
 from .pipeline import DATA_DEFAULTS, open_dataset
 
 # %% auto #0
-__all__ = ['VARIANTS', 'BenchConfig', 'cpu_model', 'environment', 'synchronize', 'StageClock', 'no_clock', 'percentiles',
-           'count_parameters', 'reset_peak_memory', 'peak_memory', 'Query', 'benchmark_queries', 'Runner', 'VQARunner',
-           'ClassifierRunner', 'amp_fp16', 'channels_last', 'compiled', 'answer_all', 'measure_latency',
-           'measure_stages', 'measure_throughput', 'accuracy', 'benchmark_model', 'checkpoint_kind', 'load_runner',
-           'run_benchmark', 'best_variant', 'markdown_table', 'plot_accuracy_latency', 'write_report',
-           'reference_execute', 'executor_speed', 'benchmark_main', 'benchmark_cli', 'record_result']
+__all__ = ['VARIANTS', 'ABLATIONS', 'BenchConfig', 'cpu_model', 'environment', 'synchronize', 'StageClock', 'no_clock',
+           'percentiles', 'count_parameters', 'reset_peak_memory', 'peak_memory', 'Query', 'benchmark_queries',
+           'Runner', 'VQARunner', 'ClassifierRunner', 'amp_fp16', 'channels_last', 'compiled', 'answer_all',
+           'measure_latency', 'measure_stages', 'measure_throughput', 'accuracy', 'benchmark_model', 'checkpoint_kind',
+           'load_runner', 'run_benchmark', 'best_variant', 'markdown_table', 'plot_accuracy_latency', 'write_report',
+           'ablation_table', 'ablation_markdown', 'reference_execute', 'executor_speed', 'benchmark_main',
+           'benchmark_cli', 'record_result']
 
 # %% ../nbs/15_benchmark.ipynb #05f92913
 @dataclass
@@ -429,6 +430,40 @@ def write_report(report: dict, # a `run_benchmark` report
     (out / 'benchmark.md').write_text(markdown_table(report))
     plot_accuracy_latency(report, out / 'accuracy_vs_latency.png')
     return out
+
+# %% ../nbs/15_benchmark.ipynb #5c1d579c
+ABLATIONS = {  # row name -> the switches of `NeuroSymbolicVQA.answer_batch` it changes from the reference
+    'reference: greedy, grammar, argmax scene': {},
+    'answer from attribute distributions': {'answer_from': 'distributions'},
+    'decoding without the grammar': {'constrained': False},
+    'beam search (5)': {'beam_size': 5},
+}
+
+# %% ../nbs/15_benchmark.ipynb #53c670fd
+def ablation_table(model: NeuroSymbolicVQA, # one trained model
+                   queries: Sequence[Query], # the questions, with their expected answers
+                   ablations: dict = ABLATIONS, # row name -> switches of `answer_batch`
+                   batch_size: int = 64, # requests per call
+                  ) -> dict:
+    "Accuracy (overall, per type) of the model under each row's inference switches, on the same questions."
+    rows = {}
+    for name, switches in ablations.items():
+        answers = [a.answer for i in range(0, len(queries), batch_size)
+                   for a in model.answer_batch([q.image for q in queries[i:i + batch_size]],
+                                               [q.question for q in queries[i:i + batch_size]], **switches)]
+        rows[name] = {**accuracy(answers, queries), 'switches': switches, 'no_program': answers.count(None)}
+    return rows
+
+# %% ../nbs/15_benchmark.ipynb #4de3eb6e
+def ablation_markdown(rows: dict # from `ablation_table`
+                     ) -> str:
+    "The ablation rows as a markdown table: accuracy overall and per question type."
+    types = sorted({t for r in rows.values() for t in r['per_type']})
+    def pct(x): return '' if x is None else f"{100 * x:.1f}"
+    lines = ['| inference | overall | ' + ' | '.join(types) + ' | no program |', '|---' * (len(types) + 3) + '|']
+    lines += [f"| {name} | {pct(r['overall'])} | " + ' | '.join(pct(r['per_type'].get(t)) for t in types)
+              + f" | {r['no_program']} |" for name, r in rows.items()]
+    return '\n'.join(lines)
 
 # %% ../nbs/15_benchmark.ipynb #5f9065c2
 def _reference_functions() -> dict:

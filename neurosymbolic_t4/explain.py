@@ -16,7 +16,7 @@ from matplotlib.patches import Circle
 from fastcore.basics import patch
 from .clevr import *
 from .executor import *
-from .soft_executor import SoftExecution
+from .soft_executor import SoftExecution, MAX_COUNT
 from .model import VQAAnswer
 from .synthetic import synthesize
 from .questions import generate_questions
@@ -97,7 +97,10 @@ def explained(source, # an `Explained`, `VQAAnswer`, `Execution`, `Proof` or `Ex
     "Whatever proof you have, as an `Explained`."
     if isinstance(source, Explained): e = source
     elif isinstance(source, VQAAnswer):
-        e = Explained(source.proof, getattr(source, 'image', None), source.question, source.answer, source.confidence, source.soft, source.error)
+        if source.proof is None: raise ValueError(f"nothing ran, so there is no proof to show: {source.error}")
+        problems = '; '.join(p for p in (source.error, *source.warnings) if p) or None  # warnings: the confidence's flags
+        e = Explained(source.proof, getattr(source, 'image', None), source.question, source.answer, source.confidence,
+                      source.soft, problems)
     elif isinstance(source, Execution): e = Explained(source.proof, answer=source.answer)
     elif isinstance(source, ExecutionError): e = Explained(source.proof, error=str(source))
     elif isinstance(source, Proof):
@@ -330,7 +333,8 @@ def proof_html(source, # anything `explained` takes
 def _repr_html_(self: Explained) -> str: return proof_html(self)
 
 @patch
-def _repr_html_(self: VQAAnswer) -> str: return proof_html(self)
+def _repr_html_(self: VQAAnswer) -> str:
+    return proof_html(self) if self.proof is not None else f"<pre>{html.escape(self.text())}</pre>"  # no program
 
 @patch
 def figure(self: Explained, step: int | None = None, **kwargs) -> Figure:

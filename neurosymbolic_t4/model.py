@@ -12,9 +12,11 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+from matplotlib.figure import Figure
 from .clevr import *
 from .executor import *
 from .soft_executor import *
+from .soft_executor import _answer_slots
 from .data import *
 from .perception import *
 from .parser import *
@@ -23,8 +25,9 @@ from .train import save_checkpoint, load_checkpoint
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['VQA_KIND', 'image_tensor', 'VQAAnswer', 'explain', 'NeuroSymbolicVQA', 'load_vqa', 'soft_scene_from_outputs',
-           'select_scene', 'answer_loss', 'accuracy_table', 'format_table', 'evaluate_vqa']
+__all__ = ['ANSWER_SOURCES', 'VQA_KIND', 'image_tensor', 'ConfidenceRules', 'typed_answer', 'unique_mass', 'VQAAnswer', 'explain',
+           'NeuroSymbolicVQA', 'load_vqa', 'soft_scene_from_outputs', 'select_scene', 'answer_loss', 'accuracy_table',
+           'format_table', 'calibration_bins', 'expected_calibration_error', 'reliability_diagram', 'evaluate_vqa']
 
 # %% ../nbs/11_model.ipynb #ef2ac94e
 def image_tensor(image, # a path, a PIL image, an (H, W, 3) array or a (3, H, W) tensor: uint8, or floats in [0, 1]
@@ -49,49 +52,100 @@ def image_tensor(image, # a path, a PIL image, an (H, W, 3) array or a (3, H, W)
                          f"or uint8")
     return image.float()
 
+# %% ../nbs/11_model.ipynb #01ecf2da
+@dataclass
+class ConfidenceRules:
+    "When `explain` lowers a confidence or flags an answer."
+    max_unknown_share: float = 0.25  # a larger share of unknown words flags the question (CLEVR's own questions have 0)
+    flagged_cap: float = 0.05  # most confidence a flagged answer keeps (question out of vocabulary, no object seen)
+    failed_execution_cap: float = 0.8  # most confidence of a guess after a failed exact execution (79% right on val)
+    unique_mass: bool = False  # multiply by the probability that each `unique` found one object (worse ECE measured)
+
+# %% ../nbs/11_model.ipynb #f2b79af8
+def typed_answer(probs: torch.Tensor, # (28,) probabilities over `ANSWERS`
+                 output_type: str, # the program's output type: 'bool', 'integer' or an attribute
+                ) -> tuple:
+    "(answer, probability): the most probable answer of the program's type."
+    slots = _answer_slots(output_type)
+    best = max(slots, key=lambda i: (probs[i].item(), -slots.index(i)))
+    return ANSWERS[best], probs[best].item()
+
+# %% ../nbs/11_model.ipynb #8b906abe
+def unique_mass(soft: SoftExecution # a probabilistic execution
+               ) -> torch.Tensor:
+    "(B,) probability that each `unique` step's input held exactly one object (1 without `unique` steps)."
+    mass = torch.ones(soft.probs.shape[0], dtype=soft.probs.dtype, device=soft.probs.device)
+    for node in soft.program:
+        if node.function == 'unique': mass = mass * count_distribution(soft.outputs[node.inputs[0]])[:, 1]
+    return mass
+
 # %% ../nbs/11_model.ipynb #1e6079e6
 @dataclass
 class VQAAnswer:
     "An answer with everything that explains it."
     question: str
-    answer: str
-    confidence: float  # the probabilistic executor's probability of `answer`
-    program: Program
+    answer: str | None  # None when the parser wrote no program
+    confidence: float  # the probability that `answer` is right, see `explain`
+    program: Program | None  # None when the parser wrote no program (decoding without the grammar)
     scene: Scene  # what perception saw
-    proof: Proof  # the exact execution (partial when it failed)
-    soft: SoftExecution  # the probabilistic execution, with per-step probabilities
-    error: str | None = None  # why the exact execution failed, if it did
+    proof: Proof | None  # the exact execution (partial when it failed; None without a program)
+    soft: SoftExecution | None  # the probabilistic execution, with per-step probabilities (None without a program)
+    error: str | None = None  # why the exact execution failed, or why there is no program
+    unknown_share: float = 0.  # share of the question's words outside the parser's vocabulary
+    warnings: tuple = ()  # why the answer is flagged: question out of vocabulary, no object seen
 
     def text(self) -> str:
         "The question, the program, the proof and the answer, for a person to read."
         objects = '\n'.join(f"  #{i} {describe_object(o)} at pixel ({o.pixel_coords[0]:.0f}, {o.pixel_coords[1]:.0f})"
                             for i, o in enumerate(self.scene.objects))
+        if self.program is None: return f"question: {self.question}\n{self.error}\nanswer: none (confidence 0)"
         failed = (f"\nexact execution failed: {self.error}; answer taken from the probabilistic execution"
                   if self.error else '')
+        flags = ''.join(f"\nwarning: {w}" for w in self.warnings)
         return (f"question: {self.question}\nprogram: {self.program.to_text()}\nscene ({len(self.scene.objects)} "
                 f"objects):\n{objects}\n"
-                f"proof:\n{self.proof.text()}{failed}\nanswer: {self.answer} (confidence {self.confidence:.3f})")
+                f"proof:\n{self.proof.text()}{failed}{flags}\nanswer: {self.answer} (confidence {self.confidence:.3f})")
 
     def to_json(self) -> dict:
-        "Everything as JSON: answer, confidence, program, scene, exact and probabilistic proofs."
+        "Everything as JSON: answer, confidence, warnings, program, scene, exact and probabilistic proofs."
+        ran = self.program is not None
         return {'question': self.question, 'answer': self.answer, 'confidence': self.confidence,
-                'program': self.program.to_json(),
-                'scene': self.scene.to_json(), 'proof': self.proof.to_json(), 'soft_proof': self.soft.proof_steps(0),
+                'warnings': list(self.warnings), 'unknown_share': self.unknown_share,
+                'program': self.program.to_json() if ran else None, 'scene': self.scene.to_json(),
+                'proof': self.proof.to_json() if ran else None, 'soft_proof': self.soft.proof_steps(0) if ran else None,
                 'error': self.error}
 
 # %% ../nbs/11_model.ipynb #5d71f607
-def explain(program: Program, # the parsed program
+ANSWER_SOURCES = ('scene', 'distributions')  # where `explain` reads the answer: exact or probabilistic execution
+
+def _no_program(error: ProgramError, scene: Scene, question: str, unknown_share: float) -> VQAAnswer:
+    "The failed answer to a question the parser wrote no program for."
+    return VQAAnswer(question, None, 0., None, scene, None, None, str(error), unknown_share)
+
+def explain(program: Program | ProgramError, # the parsed program (a `ProgramError` when the parser wrote none)
             scene: Scene, # the decoded scene, with attribute probabilities
             question: str = '', # the question text, for the record
+            unknown_share: float = 0., # share of the question's words the parser does not know
+            answer_from: str = 'scene', # 'scene': exact execution on the argmax scene; 'distributions': probabilistic
+            rules: ConfidenceRules | None = None, # thresholds; `ConfidenceRules()` when None
            ) -> VQAAnswer:
     "Answer `program` on `scene` with the exact executor (the proof) and the probabilistic one (the confidence)."
+    if answer_from not in ANSWER_SOURCES: raise ValueError(f"answer_from={answer_from!r}: use one of {ANSWER_SOURCES}")
+    if isinstance(program, ProgramError): return _no_program(program, scene, question, unknown_share)
+    rules = rules or ConfidenceRules()
     soft = soft_execute(program, [scene])
-    try:
-        run = execute(program, scene)
-        answer, proof, error = run.answer, run.proof, None
-    except ExecutionError as e: answer, proof, error = soft.answers[0], e.proof, str(e)
-    confidence = soft.probs[0, ANSWERS.index(answer)].item()
-    return VQAAnswer(question, answer, confidence, program, scene, proof, soft, error)
+    guess, _ = typed_answer(soft.probs[0], program.output_type)
+    try: run = execute(program, scene); answer, proof, error = run.answer, run.proof, None
+    except ExecutionError as e: answer, proof, error = guess, e.proof, str(e)
+    if answer_from == 'distributions': answer = guess
+    referents = unique_mass(soft)[0].item() if rules.unique_mass else 1.
+    confidence = soft.probs[0, ANSWERS.index(answer)].item() * referents * (1 - unknown_share)
+    if error: confidence = min(confidence, rules.failed_execution_cap)
+    warnings = ([f"{unknown_share:.0%} of the question's words are outside the parser's vocabulary"]
+                if unknown_share > rules.max_unknown_share else [])
+    if not scene.objects: warnings.append('perception found no object in the image')
+    if warnings: confidence = min(confidence, rules.flagged_cap)
+    return VQAAnswer(question, answer, confidence, program, scene, proof, soft, error, unknown_share, tuple(warnings))
 
 # %% ../nbs/11_model.ipynb #cc1c91b1
 class NeuroSymbolicVQA(torch.nn.Module):
@@ -108,20 +162,25 @@ class NeuroSymbolicVQA(torch.nn.Module):
     def answer_batch(self, images: Sequence, # one image per question: paths, PIL images, arrays or tensors
                      questions: Sequence[str], # question texts
                      beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
+                     answer_from: str = 'scene', # 'scene' (exact execution) or 'distributions', see `explain`
+                     constrained: bool = True, # grammar-constrained decoding (False only for its ablation)
                     ) -> list:
         "A `VQAAnswer` for every (image, question) pair."
         if len(images) != len(questions): raise ValueError(f"{len(images)} images but {len(questions)} questions: "
                                                            "give one image per question")
         scenes = self.perception.predict(torch.stack([image_tensor(i) for i in images]))
-        programs = parse_questions(self.parser, list(questions), beam_size)
-        return [explain(p, s, q) for p, s, q in zip(programs, scenes, questions)]
+        programs = parse_questions(self.parser, list(questions), beam_size, constrained)
+        unknown = unknown_word_share(self.parser.vocab, questions)
+        return [explain(p, s, q, u, answer_from) for p, s, q, u in zip(programs, scenes, questions, unknown)]
 
     def answer(self, image, # a path, PIL image, array or tensor
                question: str, # the question text
                beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
+               answer_from: str = 'scene', # 'scene' (exact execution) or 'distributions', see `explain`
+               constrained: bool = True, # grammar-constrained decoding (False only for its ablation)
               ) -> VQAAnswer:
         "Answer one question about one image."
-        return self.answer_batch([image], [question], beam_size)[0]
+        return self.answer_batch([image], [question], beam_size, answer_from, constrained)[0]
 
 # %% ../nbs/11_model.ipynb #e6a99d4d
 VQA_KIND = 'vqa'  # the checkpoint kind of a whole NeuroSymbolicVQA model
@@ -204,11 +263,61 @@ def format_table(table: dict # from `accuracy_table` (or an evaluation report)
         rows.append(f"{name:<20}{100 * r['accuracy']:>9.2f}%{r['questions']:>11}")
     return '\n'.join(rows)
 
+# %% ../nbs/11_model.ipynb #39e0eb87
+def calibration_bins(confidences: Sequence[float], # each answer's confidence, in [0, 1]
+                     correct: Sequence[bool], # whether each answer was right
+                     n_bins: int = 10, # bins of equal width on [0, 1]; 1.0 goes to the last
+                    ) -> list:
+    "Each confidence bin: its range, its number of answers, their mean confidence and their accuracy."
+    conf, right = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    if conf.shape != right.shape: raise ValueError(f"{conf.size} confidences for {right.size} answers: give one each")
+    if conf.size and not 0 <= conf.min() <= conf.max() <= 1:
+        raise ValueError(f"confidences span [{conf.min():.4g}, {conf.max():.4g}]; they are probabilities in [0, 1]")
+    which = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    def mean(x, inside): return float(x[inside].mean()) if inside.any() else None
+    return [{'low': b / n_bins, 'high': (b + 1) / n_bins, 'answers': int((which == b).sum()),
+             'confidence': mean(conf, which == b), 'accuracy': mean(right, which == b)} for b in range(n_bins)]
+
+# %% ../nbs/11_model.ipynb #3af2d150
+def _bins_error(bins: Sequence[dict]) -> float:
+    "The ECE of a `calibration_bins` table (0 for a table without answers)."
+    total = sum(b['answers'] for b in bins)
+    return sum(b['answers'] / total * abs(b['accuracy'] - b['confidence']) for b in bins if b['answers'])
+
+def expected_calibration_error(confidences: Sequence[float], # each answer's confidence, in [0, 1]
+                               correct: Sequence[bool], # whether each answer was right
+                               n_bins: int = 10, # bins of equal width on [0, 1]
+                              ) -> float:
+    "The bins' gaps between accuracy and mean confidence, weighted by their shares of the answers."
+    if not len(confidences): raise ValueError("no answers: the calibration error needs at least one answer")
+    return _bins_error(calibration_bins(confidences, correct, n_bins))
+
+# %% ../nbs/11_model.ipynb #35f4291c
+def reliability_diagram(bins: Sequence[dict], # `calibration_bins`' table
+                        title: str = '', # the plot's title, e.g. the data set; the ECE is added to it
+                       ) -> Figure:
+    "Accuracy per confidence bin as bars, against the diagonal of perfect calibration."
+    filled, total = [b for b in bins if b['answers']], sum(b['answers'] for b in bins)
+    fig = Figure(figsize=(4.2, 4.2), layout='constrained')
+    ax = fig.add_subplot()
+    ax.bar([b['low'] for b in filled], [b['accuracy'] for b in filled], [b['high'] - b['low'] for b in filled],
+           align='edge', edgecolor='black', color='tab:blue', alpha=.8, label='accuracy')
+    ax.plot([0, 1], [0, 1], '--', color='gray', label='calibrated')
+    ax.plot([b['confidence'] for b in filled], [b['accuracy'] for b in filled], 'o', color='crimson', ms=4,
+            label='mean confidence')
+    for b in filled: ax.annotate(str(b['answers']), ((b['low'] + b['high']) / 2, b['accuracy']), ha='center',
+                                 va='bottom', fontsize=7)
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel='confidence', ylabel='accuracy',
+           title=f"{title + ': ' if title else ''}ECE {_bins_error(bins):.3f} ({total} answers)")
+    ax.legend(loc='lower right', fontsize=8)
+    return fig
+
 # %% ../nbs/11_model.ipynb #27887b32
 def _program_exact_match(programs: Sequence[Program], questions: Sequence[Question]) -> float | None:
     "Share of parsed programs equal to the questions' own, over questions that have one (None when none has)."
     pairs = [(p, q.program) for p, q in zip(programs, questions) if q.program]
-    return float(np.mean([p.to_tokens() == t.to_tokens() for p, t in pairs])) if pairs else None
+    same = [isinstance(p, Program) and p.to_tokens() == t.to_tokens() for p, t in pairs]
+    return float(np.mean(same)) if pairs else None
 
 def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
                  root, # dataset root, official layout
@@ -218,6 +327,10 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
                  n_proofs: int = 5, # proofs kept for a sample of questions
                  batch_size: int = 32, # images per perception batch
                  seed: int = 0, # picks the sample
+                 beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
+                 answer_from: str = 'scene', # 'scene' (exact execution) or 'distributions', see `explain`
+                 constrained: bool = True, # grammar-constrained decoding (False only for its ablation)
+                 rules: ConfidenceRules | None = None, # how confidences are lowered; `ConfidenceRules()` when None
                 ) -> dict:
     "Answer accuracy overall, per question type and per family, with a sample of proofs."
     gt, questions = load_split(root, split)
@@ -232,14 +345,21 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
             items = [ds[i] for i in range(start, min(len(ds), start + batch_size))]
             predicted = model.perception.predict(torch.stack([x for x, _ in items]))
             for (_, t), s in zip(items, predicted): seen[t['image_index']] = s
-    programs = []
+    texts, programs = [q.question for q in questions], []
     for start in range(0, len(questions), 256):
-        programs += parse_questions(model.parser, [q.question for q in questions[start:start + 256]])
-    answers = [explain(p, seen[q.image_index], q.question) for p, q in zip(programs, questions)]
-    records = [{'type': question_type(q.program) if q.program else question_type(p), 'family': q.question_family_index,
-                'correct': a.answer == q.answer} for q, p, a in zip(questions, programs, answers)]
+        programs += parse_questions(model.parser, texts[start:start + 256], beam_size, constrained)
+    unknown = unknown_word_share(model.parser.vocab, texts)
+    answers = [explain(p, seen[q.image_index], q.question, u, answer_from, rules)
+               for p, q, u in zip(programs, questions, unknown)]
+    def kind(q, p): return question_type(q.program or p) if isinstance(q.program or p, Program) else 'no program'
+    records = [{'type': kind(q, p), 'family': q.question_family_index, 'correct': a.answer == q.answer}
+               for q, p, a in zip(questions, programs, answers)]
+    confidences, correct = [a.confidence for a in answers], [r['correct'] for r in records]
     sample = random.Random(seed).sample(range(len(questions)), min(n_proofs, len(questions)))
     return {'split': split, 'scenes': scenes, **accuracy_table(records),
+            'calibration': {'ece': expected_calibration_error(confidences, correct),
+                            'flagged': sum(bool(a.warnings) for a in answers),
+                            'bins': calibration_bins(confidences, correct)},
             'program_exact_match': _program_exact_match(programs, questions),
             'proofs': [{**answers[i].to_json(), 'expected': questions[i].answer,
                         'text': answers[i].text()} for i in sample]}

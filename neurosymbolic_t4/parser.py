@@ -18,10 +18,10 @@ from .executor import execute, ExecutionError
 from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwrap
 
 # %% auto #0
-__all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'PARSER_KIND', 'ProgramGrammar', 'encode_questions', 'ParserConfig',
-           'QuestionParser', 'greedy_decode', 'beam_decode', 'parse_questions', 'parse', 'parser_loss', 'exact_match',
-           'answer_accuracy', 'evaluate_parser', 'evaluate_on_dataset', 'train_parser_stage', 'parser_checkpoint',
-           'parser_from_checkpoint', 'save_parser', 'load_parser']
+__all__ = ['ANSWER_TYPES', 'ROOT_TYPE', 'SHORTEST_PROGRAM', 'PARSER_KIND', 'ProgramGrammar', 'encode_questions',
+           'unknown_word_share', 'ParserConfig', 'QuestionParser', 'greedy_decode', 'beam_decode', 'parse_questions',
+           'parse', 'parser_loss', 'exact_match', 'answer_accuracy', 'evaluate_parser', 'evaluate_on_dataset',
+           'train_parser_stage', 'parser_checkpoint', 'parser_from_checkpoint', 'save_parser', 'load_parser']
 
 # %% ../nbs/10_parser.ipynb #07650e68
 ANSWER_TYPES = ('bool', 'integer') + tuple(ATTRIBUTES)  # types a whole program may produce
@@ -97,6 +97,16 @@ def encode_questions(vocab: Vocab, # question vocabulary
     lengths = torch.tensor([len(x) for x in ids])
     return nn.utils.rnn.pad_sequence(ids, batch_first=True), lengths
 
+# %% ../nbs/10_parser.ipynb #66297dc5
+def unknown_word_share(vocab: Vocab, # question vocabulary
+                       questions: Sequence[str], # question texts
+                      ) -> list:
+    "For each question, the share of its words (not punctuation) that `vocab` maps to `<unk>`."
+    def share(text):
+        words = [t for t in tokenize(text) if t.isalnum()]
+        return sum(vocab.stoi.get(w, vocab.unk) == vocab.unk for w in words) / max(len(words), 1)
+    return [share(q) for q in questions]
+
 # %% ../nbs/10_parser.ipynb #de92be6e
 @dataclass
 class ParserConfig:
@@ -171,26 +181,28 @@ class QuestionParser(nn.Module):
 def greedy_decode(model: QuestionParser, # the parser
                   questions: torch.Tensor, # (B, S) question ids
                   lengths: torch.Tensor, # (B,) their lengths
+                  constrained: bool = True, # mask tokens the grammar forbids; False for the ablation without it
                  ) -> list:
     "Program token ids (without `<s>`/`</s>`) for a batch of encoded questions, best token at each step."
     grammar, B = model.grammar, questions.shape[0]
     memory, mask, state = model.encode(questions, lengths)
-    states, outputs = [grammar.start] * B, [[] for _ in range(B)]
+    states, outputs, ended = [grammar.start] * B, [[] for _ in range(B)], [False] * B
     token = torch.full((B, 1), PROGRAM_VOCAB.bos, device=questions.device)
-    for _ in range(grammar.max_len):
+    for _ in range(grammar.max_len + 1):
         logits, state = model.decode(token, state, memory, mask)
-        allowed = grammar.mask(states).to(logits.device)
-        token = logits[:, -1].masked_fill(~allowed, -math.inf).argmax(-1, keepdim=True)
+        scores = logits[:, -1]
+        if constrained: scores = scores.masked_fill(~grammar.mask(states).to(scores.device), -math.inf)
+        token = scores.argmax(-1, keepdim=True)
         for i, t in enumerate(token.flatten().tolist()):
-            if states[i][0]: outputs[i].append(t)
-            states[i] = grammar.advance(states[i], t)
-        if not any(expected for expected, _ in states): break
+            ended[i] = ended[i] or t == PROGRAM_VOCAB.eos or constrained and not states[i][0]
+            if not ended[i]: outputs[i].append(t); states[i] = grammar.advance(states[i], t)
+        if all(ended) or constrained and not any(expected for expected, _ in states): break
     return outputs
 
 # %% ../nbs/10_parser.ipynb #98439da1
 @torch.no_grad()
-def _beam_one(model: QuestionParser, memory, mask, state, beam_size: int) -> list:
-    "Best-scoring finished program for one question (memory etc. of batch size 1)."
+def _beam_one(model: QuestionParser, memory, mask, state, beam_size: int, constrained: bool = True) -> list:
+    "Best-scoring finished program for one question (batch of 1); the best unfinished one if none ends."
     grammar = model.grammar
     beams = [(0., [], grammar.start)]  # (log-probability, tokens, grammar state)
     best = None
@@ -198,8 +210,8 @@ def _beam_one(model: QuestionParser, memory, mask, state, beam_size: int) -> lis
         k = len(beams)
         token = torch.tensor([[b[1][-1] if b[1] else PROGRAM_VOCAB.bos] for b in beams], device=memory.device)
         logits, state = model.decode(token, state, memory.expand(k, -1, -1), mask.expand(k, -1))
-        allowed = grammar.mask([b[2] for b in beams]).to(logits.device)
-        logp = logits[:, -1].log_softmax(-1).masked_fill(~allowed, -math.inf)
+        logp = logits[:, -1].log_softmax(-1)
+        if constrained: logp = logp.masked_fill(~grammar.mask([b[2] for b in beams]).to(logp.device), -math.inf)
         total = (logp + torch.tensor([b[0] for b in beams], device=logp.device)[:, None]).flatten()
         top = total.topk(min(beam_size, int(torch.isfinite(total).sum())))
         keep, new = [], []
@@ -211,34 +223,43 @@ def _beam_one(model: QuestionParser, memory, mask, state, beam_size: int) -> lis
         if not new or (best is not None and best[0] >= new[0][0]): break
         rows = torch.tensor(keep, device=memory.device)
         beams, state = new, (state[0][:, rows], state[1][:, rows])
-    return best[1]
+    return best[1] if best is not None else beams[0][1]
 
 @torch.no_grad()
 def beam_decode(model: QuestionParser, # the parser
                 questions: torch.Tensor, # (B, S) question ids
                 lengths: torch.Tensor, # (B,) their lengths
                 beam_size: int = 5, # partial programs kept at each step
+                constrained: bool = True, # mask tokens the grammar forbids; False for the ablation without it
                ) -> list:
     "Program token ids for a batch of encoded questions, by beam search over complete programs."
     memory, mask, state = model.encode(questions, lengths)
-    return [_beam_one(model, memory[i:i + 1], mask[i:i + 1], (state[0][:, i:i + 1], state[1][:, i:i + 1]), beam_size)
-            for i in range(questions.shape[0])]
+    return [_beam_one(model, memory[i:i + 1], mask[i:i + 1], (state[0][:, i:i + 1], state[1][:, i:i + 1]), beam_size,
+                      constrained) for i in range(questions.shape[0])]
 
 # %% ../nbs/10_parser.ipynb #c47c4000
+def _program_or_error(ids: Sequence[int]) -> Program | ProgramError:
+    "The program the token ids spell, or the `ProgramError` saying why they spell none."
+    tokens = [PROGRAM_VOCAB.itos[i] for i in ids]
+    try: return program_from_tokens(tokens)
+    except ProgramError as e: return ProgramError(f"the parser wrote no program: {e}")
+
 @torch.no_grad()
 def parse_questions(model: QuestionParser, # a (trained) parser
                     questions: Sequence[str], # question texts
                     beam_size: int = 1, # 1: greedy decoding; more: beam search
+                    constrained: bool = True, # grammar-constrained decoding; False may give a `ProgramError` instead
                    ) -> list:
-    "The program of each question; always well formed, whatever the model's weights."
+    "The program of each question: always well formed when `constrained`, else a `ProgramError` where malformed."
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     ids, lengths = encode_questions(model.vocab, questions, model.config.max_question_len)
     ids = ids.to(device)
-    decoded = greedy_decode(model, ids, lengths) if beam_size == 1 else beam_decode(model, ids, lengths, beam_size)
+    decoded = (greedy_decode(model, ids, lengths, constrained) if beam_size == 1
+               else beam_decode(model, ids, lengths, beam_size, constrained))
     model.train(was_training)
-    return [program_from_tokens(PROGRAM_VOCAB.decode(p)) for p in decoded]
+    return [_program_or_error(p) for p in decoded]
 
 # %% ../nbs/10_parser.ipynb #80bb1f79
 def parse(model: QuestionParser, # a (trained) parser
