@@ -241,8 +241,11 @@ def beam_decode(model: QuestionParser, # the parser
 def _program_or_error(ids: Sequence[int]) -> Program | ProgramError:
     "The program the token ids spell, or the `ProgramError` saying why they spell none."
     tokens = [PROGRAM_VOCAB.itos[i] for i in ids]
-    try: return program_from_tokens(tokens)
+    try: program = program_from_tokens(tokens)
     except ProgramError as e: return ProgramError(f"the parser wrote no program: {e}")
+    if program.output_type not in ANSWER_TYPES:  # possible without the grammar: e.g. a program ending in a filter
+        return ProgramError(f"the parser wrote no program: it ends in {program.output_type}, not an answer")
+    return program
 
 @torch.no_grad()
 def parse_questions(model: QuestionParser, # a (trained) parser

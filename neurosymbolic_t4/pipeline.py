@@ -329,6 +329,9 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
               max_questions: int = None, # evaluate the first questions only
               out: str = None, # JSON report path (default: beside the checkpoint)
               device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
+              beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
+              answer_from: str = 'scene', # scene (exact execution) | distributions (probabilistic execution)
+              grammar: bool = True, # grammar-constrained decoding (--no-grammar: its ablation)
              ):
     ("Evaluate a trained model: accuracy overall, per question type and per family; JSON report and sample proofs.\n\n"
      "Example: nst4_eval --checkpoint RUN/model.pt --data-root DIR --split val")
@@ -337,15 +340,20 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
                                 "with nst4_train --out-dir RUN")
     root = open_dataset(data_root, [split], f'evaluating --split {split}')
     model = load_vqa(checkpoint).to(device_and_precision(device, 'off')[0])  # the batches follow the model's device
-    report = evaluate_vqa(model, root, split, scenes, max_questions)
+    report = evaluate_vqa(model, root, split, scenes, max_questions, beam_size=beam_size, answer_from=answer_from,
+                          constrained=grammar)
     path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
-    print(format_table(report)); print(f"report: {path}")
+    calibration = report['calibration']
+    print(format_table(report))
+    print(f"calibration: expected calibration error {calibration['ece']:.3f}; {calibration['flagged']} answers flagged")
+    print(f"report: {path}")
 
 # %% ../nbs/12_pipeline.ipynb #f55e3ac4
 def eval_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
             ):
     "Console entry point `nst4_eval`: `eval_main`'s parameters as `--kebab-case` flags (see `run_command`)."
-    run_command(eval_main, 'nst4_eval', argv, choices={'scenes': ['predicted', 'ground_truth']})
+    run_command(eval_main, 'nst4_eval', argv, choices={'scenes': ['predicted', 'ground_truth'],
+                                                        'answer_from': list(ANSWER_SOURCES)})
 
 # %% ../nbs/12_pipeline.ipynb #72055e3f
 def real_clevr_report(model: NeuroSymbolicVQA, # the trained model
