@@ -215,7 +215,7 @@ still report bf16 as supported, through emulation), so pass `--amp fp16` there. 
 `nst4_train` runs under `torchrun` with DistributedDataParallel, one process per GPU:
 
 ```sh
-torchrun --nproc_per_node N $(which nst4_train) --data_root DIR --out_dir RUN
+torchrun --nproc_per_node N $(which nst4_train) --data-root DIR --out-dir RUN
 ```
 
 `$(which nst4_train)` gives torchrun the path of the installed script. Batch size is per process.
@@ -225,8 +225,8 @@ torchrun --nproc_per_node N $(which nst4_train) --data_root DIR --out_dir RUN
 **Out of disk during unzip.** Colab disks fill up when a large archive and its contents sit side by side.
 `nst4_download` checks free disk before it writes and stops with a message that says how much is needed
 and how much is free. Use `--dataset clevr_mini` (fetches only the zip members it needs, over HTTP Range
-requests, not the whole archive), `--remove_archive` to delete archives once extracted, or a
-`--data_root` on a larger disk (Google Drive in Colab).
+requests, not the whole archive), `--remove-archive` to delete archives once extracted, or a
+`--data-root` on a larger disk (Google Drive in Colab).
 
 **Flaky downloads and mirrors.** Downloads resume an interrupted `.part` file and verify checksums where
 they are published; transient failures (timeouts, HTTP 408/425/429/5xx) are retried with a doubling
@@ -234,13 +234,13 @@ pause (`--retries`). After a hard failure re-run the same command: it continues 
 the official host is down or slow, point `--mirror` (or `$NST4_MIRROR`) at a flat mirror of the official
 files, or pass an archive you already have with `--archive`.
 
-**CUDA out of memory.** Lower the batch size (`--batch_size`), keep mixed precision on (`--amp auto`;
+**CUDA out of memory.** Lower the batch size (`--batch-size`), keep mixed precision on (`--amp auto`;
 fp16 on a T4), and free GPU memory held by other notebooks (in Colab: Runtime > Restart session). With
 torchrun the batch size is per process.
 
-**Resuming an interrupted run.** Re-run the same `nst4_train` command with the same `--out_dir`: it
+**Resuming an interrupted run.** Re-run the same `nst4_train` command with the same `--out-dir`: it
 resumes (the trainer checkpoints atomically to `last.pt` in each stage folder, with what an exact resume
-needs). Use a new `--out_dir` to start from scratch.
+needs). Use a new `--out-dir` to start from scratch.
 '''
 
 
