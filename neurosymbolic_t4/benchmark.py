@@ -82,6 +82,7 @@ class StageClock:
 
     @contextmanager
     def __call__(self, name: str): # the stage
+        "Time the `with` block as stage `name` (added to its earlier seconds)."
         synchronize(self.device)
         start = time.perf_counter()
         try: yield
