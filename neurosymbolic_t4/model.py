@@ -139,7 +139,8 @@ def explain(program: Program | ProgramError, # the parsed program (a `ProgramErr
     except ExecutionError as e: answer, proof, error = guess, e.proof, str(e)
     if answer_from == 'distributions': answer = guess
     referents = unique_mass(soft)[0].item() if rules.unique_mass else 1.
-    confidence = soft.probs[0, ANSWERS.index(answer)].item() * referents * (1 - unknown_share)
+    probability = min(soft.probs[0, ANSWERS.index(answer)].item(), 1.)  # float32 sums can pass 1 by 1e-7
+    confidence = probability * referents * (1 - unknown_share)
     if error: confidence = min(confidence, rules.failed_execution_cap)
     warnings = ([f"{unknown_share:.0%} of the question's words are outside the parser's vocabulary"]
                 if unknown_share > rules.max_unknown_share else [])
