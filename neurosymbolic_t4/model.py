@@ -34,7 +34,7 @@ def image_tensor(image, # a path, a PIL image, an (H, W, 3) array or a (3, H, W)
                 ) -> torch.Tensor:
     "(3, H, W) floats in [0, 1] from an image in any of these forms; one-line errors for the wrong shape or range."
     if isinstance(image, (str, Path)): image = load_rgb(image)
-    if isinstance(image, Image.Image): image = np.asarray(image.convert('RGB'))
+    if isinstance(image, Image.Image): image = np.array(image.convert('RGB'))  # a writable copy, as torch wants
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image array of shape {image.shape}: give (height, width, 3) RGB (PIL: .convert('RGB'))")
