@@ -353,16 +353,20 @@ def evaluate_perception(model: Perception, # the parser
     return perception_metrics(predicted, truth, max_dist)
 
 # %% ../nbs/09_perception.ipynb #5aa93acf
+def _unchanged(item): return item
+
 class _Resized(torch.utils.data.Dataset):
-    "A dataset's items as uint8 images resized to `size`, with pixel targets rescaled: one decode per item."
+    "A dataset's items as uint8 images resized to `size`, with pixel targets rescaled; tensors as numpy arrays."
     def __init__(self, dataset, size: tuple | None): self.dataset, self.size = dataset, size
     def __len__(self): return len(self.dataset)
     def __getitem__(self, i):
         image, target = self.dataset[i]
         small = resize_images(image[None], self.size)[0] if self.size else image
         scale = torch.tensor([small.shape[-1] / image.shape[-1], small.shape[-2] / image.shape[-2]])
-        return ((small * 255).round().clamp(0, 255).to(torch.uint8).contiguous(),
-                {**target, 'pixels': target['pixels'] * scale})
+        target = {**target, 'pixels': target['pixels'] * scale}
+        # arrays leave a worker process pickled, in its pipe; tensors would each take a shared-memory file
+        return ((small * 255).round().clamp(0, 255).to(torch.uint8).contiguous().numpy(),
+                {k: v.numpy() if torch.is_tensor(v) else v for k, v in target.items()})
 
 class CachedScenes(torch.utils.data.Dataset):
     "A scenes dataset decoded once into an anonymous temporary file of uint8 images at `size`, pixel targets rescaled."
@@ -372,16 +376,15 @@ class CachedScenes(torch.utils.data.Dataset):
                  num_workers: int = min(4, os.cpu_count() or 1), # processes decoding the images (0: this one)
                 ):
         self.file, self.targets, self.shape = tempfile.TemporaryFile(), [], None
-        resized = DataLoader(_Resized(dataset, size), batch_size=None, num_workers=num_workers)
+        resized = DataLoader(_Resized(dataset, size), batch_size=None, num_workers=num_workers, collate_fn=_unchanged)
         for image, target in tqdm(resized, total=len(dataset), desc='caching images', disable=not progress,
                                   leave=False):
             self.shape = self.shape or image.shape
             if image.shape != self.shape:
-                raise ValueError(f"image {len(self.targets)} is {tuple(image.shape)} but image 0 is {tuple(self.shape)}; "
+                raise ValueError(f"image {len(self.targets)} is {tuple(image.shape)}, image 0 {tuple(self.shape)}: "
                                  f"give CachedScenes a `size` to resize them to")
-            self.file.write(image.numpy())
-            # own copies: tensors from worker processes live in shared memory, one mapping each
-            self.targets.append({k: v.clone() if torch.is_tensor(v) else v for k, v in target.items()})
+            self.file.write(image)
+            self.targets.append({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in target.items()})
         self.file.flush()
 
     def __len__(self): return len(self.targets)
