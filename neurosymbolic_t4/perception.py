@@ -353,7 +353,9 @@ def evaluate_perception(model: Perception, # the parser
     return perception_metrics(predicted, truth, max_dist)
 
 # %% ../nbs/09_perception.ipynb #5aa93acf
-def _unchanged(item): return item
+def _unchanged(item):
+    "The item as it came (the decoding loader's collate: its numpy arrays stay arrays)."
+    return item
 
 class _Resized(torch.utils.data.Dataset):
     "A dataset's items as uint8 images resized to `size`, with pixel targets rescaled; tensors as numpy arrays."
@@ -410,7 +412,6 @@ class CachedScenes(torch.utils.data.Dataset):
     def __getstate__(self):  # pickled for a process that spawns: it gets a duplicate of the file descriptor
         return {**self.__dict__, 'file': DupFd(self.file.fileno())}
     def __setstate__(self, state): self.__dict__.update(state, file=open(state['file'].detach(), 'rb'))
-
 
 # %% ../nbs/09_perception.ipynb #c7ac8c3f
 def shift_batch(images: torch.Tensor, # (B, 3, H, W)
