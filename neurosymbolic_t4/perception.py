@@ -4,8 +4,9 @@
 
 # %% ../nbs/09_perception.ipynb #03471466
 from __future__ import annotations
-import math, statistics, time
+import math, os, statistics, tempfile, time
 from dataclasses import asdict, dataclass, replace
+from multiprocessing.reduction import DupFd
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import ConcatDataset
+from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from .clevr import *
 from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
@@ -352,23 +353,52 @@ def evaluate_perception(model: Perception, # the parser
     return perception_metrics(predicted, truth, max_dist)
 
 # %% ../nbs/09_perception.ipynb #5aa93acf
+def _unchanged(item):
+    "The item as it came (the decoding loader's collate: its numpy arrays stay arrays)."
+    return item
+
+class _Resized(torch.utils.data.Dataset):
+    "A dataset's items as uint8 images resized to `size`, with pixel targets rescaled; tensors as numpy arrays."
+    def __init__(self, dataset, size: tuple | None): self.dataset, self.size = dataset, size
+    def __len__(self): return len(self.dataset)
+    def __getitem__(self, i):
+        image, target = self.dataset[i]
+        small = resize_images(image[None], self.size)[0] if self.size else image
+        scale = torch.tensor([small.shape[-1] / image.shape[-1], small.shape[-2] / image.shape[-2]])
+        target = {**target, 'pixels': target['pixels'] * scale}
+        # arrays leave a worker process pickled, in its pipe; tensors would each take a shared-memory file
+        return ((small * 255).round().clamp(0, 255).to(torch.uint8).contiguous().numpy(),
+                {k: v.numpy() if torch.is_tensor(v) else v for k, v in target.items()})
+
 class CachedScenes(torch.utils.data.Dataset):
-    "A scenes dataset held in memory as uint8 images resized to `size`, with pixel targets rescaled."
+    "A scenes dataset decoded once into an anonymous temporary file of uint8 images at `size`, pixel targets rescaled."
     def __init__(self, dataset, # yields (image, target) pairs with images as floats in [0, 1]
                  size: tuple | None = None, # (width, height) to store the images at; as they come when None
                  progress: bool = True, # show a progress bar
+                 num_workers: int = min(4, os.cpu_count() or 1), # processes decoding the images (0: this one)
                 ):
-        images, self.targets = [], []
-        for i in tqdm(range(len(dataset)), desc='caching images', disable=not progress, leave=False):
-            image, target = dataset[i]
-            small = resize_images(image[None], size)[0] if size else image
-            scale = torch.tensor([small.shape[-1] / image.shape[-1], small.shape[-2] / image.shape[-2]])
-            images.append((small * 255).round().clamp(0, 255).to(torch.uint8))
-            self.targets.append({**target, 'pixels': target['pixels'] * scale})
-        self.images = torch.stack(images)
+        self.file, self.targets, self.shape = tempfile.TemporaryFile(), [], None
+        resized = DataLoader(_Resized(dataset, size), batch_size=None, num_workers=num_workers, collate_fn=_unchanged)
+        for image, target in tqdm(resized, total=len(dataset), desc='caching images', disable=not progress,
+                                  leave=False):
+            self.shape = self.shape or image.shape
+            if image.shape != self.shape:
+                raise ValueError(f"image {len(self.targets)} is {tuple(image.shape)}, image 0 {tuple(self.shape)}: "
+                                 f"give CachedScenes a `size` to resize them to")
+            self.file.write(image)
+            self.targets.append({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in target.items()})
+        self.file.flush()
 
-    def __len__(self): return len(self.images)
-    def __getitem__(self, i): return self.images[i].float() / 255, self.targets[i]
+    def __len__(self): return len(self.targets)
+    def __getitem__(self, i): return self.images([i])[0], self.targets[i]
+
+    def images(self, indices: Sequence[int], # positions in the dataset
+              ) -> torch.Tensor:
+        "The images at `indices` as one (n, 3, H, W) batch of floats in [0, 1], read from the file."
+        batch = torch.empty((len(indices), *self.shape), dtype=torch.uint8)
+        for row, i in zip(batch.numpy(), indices):
+            os.preadv(self.file.fileno(), [row], range(len(self))[i] * row.nbytes)  # range: IndexError, negatives
+        return batch.float() / 255
 
     def batches(self, batch_size: int, # images per batch
                 shuffle: bool = True, # random order
@@ -377,7 +407,11 @@ class CachedScenes(torch.utils.data.Dataset):
         "(images, targets) batches; images as floats in [0, 1]."
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for idx in order.split(batch_size):
-            yield self.images[idx].float() / 255, [self.targets[i] for i in idx.tolist()]
+            yield self.images(idx.tolist()), [self.targets[i] for i in idx.tolist()]
+
+    def __getstate__(self):  # pickled for a process that spawns: it gets a duplicate of the file descriptor
+        return {**self.__dict__, 'file': DupFd(self.file.fileno())}
+    def __setstate__(self, state): self.__dict__.update(state, file=open(state['file'].detach(), 'rb'))
 
 # %% ../nbs/09_perception.ipynb #c7ac8c3f
 def shift_batch(images: torch.Tensor, # (B, 3, H, W)

@@ -145,7 +145,7 @@ class ClevrAnswers(Dataset):
         scenes = CachedScenes(ClevrScenes(root, split, indices={q.image_index for q in questions}), size,
                               progress=False)
         position = {t['image_index']: i for i, t in enumerate(scenes.targets)}
-        self.images, self.questions = scenes.images, questions
+        self.scenes, self.questions = scenes, questions
         self.image_of = [position[q.image_index] for q in questions]
 
     def __len__(self): return len(self.questions)
@@ -154,7 +154,7 @@ class ClevrAnswers(Dataset):
     def collate(self, batch: list # (image position, question position) pairs
                ) -> tuple:
         "Images (floats), programs and answer indices of a batch."
-        return (self.images[[b[0] for b in batch]].float() / 255, [self.questions[b[1]].program for b in batch],
+        return (self.scenes.images([b[0] for b in batch]), [self.questions[b[1]].program for b in batch],
                 torch.tensor([ANSWERS.index(self.questions[b[1]].answer) for b in batch]))
 
 # %% ../nbs/12_pipeline.ipynb #2fa82334
