@@ -486,6 +486,11 @@ def augmented_perception_loss(max_shift: int = 4, # random translation of each t
 def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v,
                                                                                        (int, float)) and np.isfinite(v)}
 
+def _val_cache(root, split: str, max_val: int, size: tuple) -> CachedScenes:
+    "The first `max_val` images of `split`, cached at `size`: what a perception stage scores after every epoch."
+    first = [s.image_index for s in ClevrScenes(root, split).scenes[:max_val]]
+    return CachedScenes(ClevrScenes(root, split, indices=first), size)
+
 def train_perception_stage(root, # dataset root with train and val scenes and images
                            cfg: TrainConfig, # training settings (out_dir: this stage's folder)
                            model_cfg: PerceptionConfig | None = None, # the architecture; `PerceptionConfig()` when None
@@ -499,9 +504,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
     model_cfg = model_cfg or PerceptionConfig()
     train = CachedScenes(ClevrScenes(root, train_split), model_cfg.input_size)
-    val_scenes = ClevrScenes(root, val_split)
-    val = CachedScenes(ClevrScenes(root, val_split, indices=[s.image_index for s in val_scenes.scenes[:max_val]]),
-                       model_cfg.input_size)
+    val = _val_cache(root, val_split, max_val, model_cfg.input_size)
     model = Perception(model_cfg)
     loss_fn = augmented_perception_loss(max_shift, flip, photometric)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
@@ -521,8 +524,7 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
     size = model.config.input_size
     renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
     synthetic = CachedScenes(ClevrScenes(root, train_split, indices=range(len(renders))), size)
-    val_scenes = ClevrScenes(root, val_split)
-    val = CachedScenes(ClevrScenes(root, val_split, indices=[s.image_index for s in val_scenes.scenes[:max_val]]), size)
+    val = _val_cache(root, val_split, max_val, size)
     Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(),
             replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
