@@ -17,7 +17,7 @@ from fastcore.docments import docments
 from .clevr import *
 from .data import PROGRAM_VOCAB, tokenize
 from .executor import execute, compute_relationships
-from .perception import decode_scenes
+from .perception import decode_scenes, perception_outputs
 from .parser import encode_questions, greedy_decode, beam_decode
 from .model import NeuroSymbolicVQA, load_vqa, explain, image_tensor, VQA_KIND
 from .questions import question_type
@@ -200,9 +200,10 @@ class VQARunner(Runner):
     def __init__(self, model: NeuroSymbolicVQA, # the model (moved to `device`, put in eval mode)
                  device: str | torch.device = 'cpu', # where it runs
                  beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
+                 mirror: bool = True, # perception reads each image mirrored too, as `predict` does
                 ):
         super().__init__(model, device)
-        self.beam_size, self.perceive = beam_size, model.perception
+        self.beam_size, self.mirror, self.perceive = beam_size, mirror, model.perception
 
     def answer(self, images: Sequence, # image files, one per question
                questions: Sequence[str], # question texts
@@ -215,7 +216,7 @@ class VQARunner(Runner):
             ids, lengths = encode_questions(parser.vocab, questions, parser.config.max_question_len)
             ids = ids.to(self.device)
         with torch.inference_mode(), self.autocast():
-            with clock('perception'): scenes = decode_scenes(self.perceive(x))
+            with clock('perception'): scenes = decode_scenes(perception_outputs(self.perceive, x, self.mirror))
             with clock('parsing'):
                 decoded = (greedy_decode(parser, ids, lengths) if self.beam_size == 1
                            else beam_decode(parser, ids, lengths, self.beam_size))
@@ -505,6 +506,7 @@ ABLATIONS = {  # row name -> the switches of `NeuroSymbolicVQA.answer_batch` it 
     'answer from attribute distributions': {'answer_from': 'distributions'},
     'decoding without the grammar': {'constrained': False},
     'beam search (5)': {'beam_size': 5},
+    'one reading per image (no mirror)': {'mirror': False},
 }
 
 # %% ../nbs/15_benchmark.ipynb #53c670fd

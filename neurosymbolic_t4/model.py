@@ -165,11 +165,12 @@ class NeuroSymbolicVQA(torch.nn.Module):
                      beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
                      answer_from: str = 'scene', # 'scene' (exact execution) or 'distributions', see `explain`
                      constrained: bool = True, # grammar-constrained decoding (False only for its ablation)
+                     mirror: bool = True, # perception reads each image mirrored too (False only for its ablation)
                     ) -> list:
         "A `VQAAnswer` for every (image, question) pair."
         if len(images) != len(questions): raise ValueError(f"{len(images)} images but {len(questions)} questions: "
                                                            "give one image per question")
-        scenes = self.perception.predict(torch.stack([image_tensor(i) for i in images]))
+        scenes = self.perception.predict(torch.stack([image_tensor(i) for i in images]), mirror)
         programs = parse_questions(self.parser, list(questions), beam_size, constrained)
         unknown = unknown_word_share(self.parser.vocab, questions)
         return [explain(p, s, q, u, answer_from) for p, s, q, u in zip(programs, scenes, questions, unknown)]
@@ -179,9 +180,10 @@ class NeuroSymbolicVQA(torch.nn.Module):
                beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
                answer_from: str = 'scene', # 'scene' (exact execution) or 'distributions', see `explain`
                constrained: bool = True, # grammar-constrained decoding (False only for its ablation)
+               mirror: bool = True, # perception reads the image mirrored too (False only for its ablation)
               ) -> VQAAnswer:
         "Answer one question about one image."
-        return self.answer_batch([image], [question], beam_size, answer_from, constrained)[0]
+        return self.answer_batch([image], [question], beam_size, answer_from, constrained, mirror)[0]
 
 # %% ../nbs/11_model.ipynb #e6a99d4d
 VQA_KIND = 'vqa'  # the checkpoint kind of a whole NeuroSymbolicVQA model
@@ -331,6 +333,7 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
                  beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
                  answer_from: str = 'scene', # 'scene' (exact execution) or 'distributions', see `explain`
                  constrained: bool = True, # grammar-constrained decoding (False only for its ablation)
+                 mirror: bool = True, # perception reads each image mirrored too (False only for its ablation)
                  rules: ConfidenceRules | None = None, # how confidences are lowered; `ConfidenceRules()` when None
                 ) -> dict:
     "Answer accuracy overall, per question type and per family, with a sample of proofs."
@@ -344,7 +347,7 @@ def evaluate_vqa(model: NeuroSymbolicVQA, # the trained model
         seen = {}
         for start in range(0, len(ds), batch_size):
             items = [ds[i] for i in range(start, min(len(ds), start + batch_size))]
-            predicted = model.perception.predict(torch.stack([x for x, _ in items]))
+            predicted = model.perception.predict(torch.stack([x for x, _ in items]), mirror)
             for (_, t), s in zip(items, predicted): seen[t['image_index']] = s
     texts, programs = [q.question for q in questions], []
     for start in range(0, len(questions), 256):

@@ -10,6 +10,7 @@ from multiprocessing.reduction import DupFd
 from pathlib import Path
 from typing import Sequence
 import numpy as np
+from fastcore.basics import patch
 from PIL import Image, ImageDraw
 import torch
 import torch.nn as nn
@@ -22,11 +23,11 @@ from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig', 'Perception', 'centre_heatmap',
-           'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes', 'match_objects', 'perception_metrics',
-           'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch',
-           'flip_batch', 'photometric_batch', 'augmented_perception_loss', 'train_perception_stage',
-           'finetune_perception_stage', 'perception_checkpoint', 'perception_from_checkpoint', 'save_perception',
-           'load_perception', 'measure_latency']
+           'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back', 'average_readings',
+           'perception_outputs', 'match_objects', 'perception_metrics', 'attribute_confusion', 'draw_objects',
+           'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch',
+           'augmented_perception_loss', 'train_perception_stage', 'finetune_perception_stage', 'perception_checkpoint',
+           'perception_from_checkpoint', 'save_perception', 'load_perception', 'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -117,16 +118,6 @@ class Perception(nn.Module):
                 'logits': dict(zip(ATTRIBUTE_NAMES, objects[:, 6:].split(ATTRIBUTE_SIZES, 1))),
                 'image_size': (images.shape[-1], images.shape[-2])}
 
-    def predict(self, images: torch.Tensor, # (B, 3, H, W) floats in [0, 1], or one image (3, H, W)
-                **decode_kwargs, # passed to `decode_scenes` (threshold, max_objects, directions)
-               ) -> list:
-        "Scenes (one per image) parsed from `images`; pixel coordinates in the images' own frame."
-        if images.dim() == 3: images = images[None]
-        was_training = self.training
-        self.eval()
-        with torch.inference_mode(): scenes = decode_scenes(self(images.to(self.device)), **decode_kwargs)
-        self.train(was_training)
-        return scenes
 
 # %% ../nbs/09_perception.ipynb #a7abf7c9
 def _centre_cells(outputs: dict, targets: Sequence[dict]) -> tuple:
@@ -232,6 +223,49 @@ def decode_scenes(outputs: dict, # the model's outputs
                                probs={a: probs[a][i].tolist() for a in ATTRIBUTE_NAMES}) for i in range(len(ys))]
         scenes.append(Scene(objects, image_index=b, directions=directions,
                             relationships=compute_relationships(coords, directions)))
+    return scenes
+
+# %% ../nbs/09_perception.ipynb #986a8f57
+def mirror_back(outputs: dict # the model's outputs for left-right mirrored images
+               ) -> dict:
+    "The maps of mirrored images in the original images' frame: columns reversed, x offsets as 1 - x."
+    offset = outputs['offset'].flip(-1)
+    return {**outputs, 'heatmap': outputs['heatmap'].flip(-1), 'depth': outputs['depth'].flip(-1),
+            'offset': torch.stack([1 - offset[:, 0], offset[:, 1]], 1), 'coords': outputs['coords'].flip(-1),
+            'logits': {a: v.flip(-1) for a, v in outputs['logits'].items()}}
+
+# %% ../nbs/09_perception.ipynb #d6f7fc1f
+def average_readings(outputs: dict, # the model's outputs for the images
+                     mirrored: dict, # `mirror_back` of its outputs for the mirrored images
+                    ) -> dict:
+    "Both readings as one: centre logits, offsets, depths, attribute log-probabilities averaged; 3D coordinates kept."
+    def mean(a, b): return (a + b) / 2
+    return {**outputs, **{k: mean(outputs[k], mirrored[k]) for k in ('heatmap', 'offset', 'depth')},
+            'logits': {a: mean(v.log_softmax(1), mirrored['logits'][a].log_softmax(1))
+                       for a, v in outputs['logits'].items()}}
+
+# %% ../nbs/09_perception.ipynb #a2d89fe6
+def perception_outputs(network, # a `Perception` (or its `torch.compile`d form)
+                       images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
+                       mirror: bool = True, # also read the mirrored images and average (False: half the compute)
+                      ) -> dict:
+    "The network's maps for `images`; with `mirror`, averaged with its reading of the mirrored images."
+    outputs = network(images)
+    return average_readings(outputs, mirror_back(network(images.flip(-1)))) if mirror else outputs
+
+# %% ../nbs/09_perception.ipynb #2c69cee7
+@patch
+def predict(self: Perception, images: torch.Tensor, # (B, 3, H, W) floats in [0, 1], or one image (3, H, W)
+            mirror: bool = True, # read each image mirrored too, and average (see `perception_outputs`)
+            **decode_kwargs, # passed to `decode_scenes` (threshold, max_objects, directions)
+           ) -> list:
+    "Scenes (one per image) parsed from `images`; pixel coordinates in the images' own frame."
+    if images.dim() == 3: images = images[None]
+    was_training = self.training
+    self.eval()
+    with torch.inference_mode(): scenes = decode_scenes(perception_outputs(self, images.to(self.device), mirror),
+                                                        **decode_kwargs)
+    self.train(was_training)
     return scenes
 
 # %% ../nbs/09_perception.ipynb #219e7ed2

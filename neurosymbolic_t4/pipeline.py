@@ -332,6 +332,7 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
               beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
               answer_from: str = 'scene', # scene (exact execution) | distributions (probabilistic execution)
               grammar: bool = True, # grammar-constrained decoding (--no-grammar: its ablation)
+              mirror: bool = True, # perception reads each image mirrored too (--no-mirror: its ablation)
              ):
     ("Evaluate a trained model: accuracy overall, per question type and per family; JSON report and sample proofs.\n\n"
      "Example: nst4_eval --checkpoint RUN/model.pt --data-root DIR --split val")
@@ -341,7 +342,7 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
     root = open_dataset(data_root, [split], f'evaluating --split {split}')
     model = load_vqa(checkpoint).to(device_and_precision(device, 'off')[0])  # the batches follow the model's device
     report = evaluate_vqa(model, root, split, scenes, max_questions, beam_size=beam_size, answer_from=answer_from,
-                          constrained=grammar)
+                          constrained=grammar, mirror=mirror)
     path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
     calibration = report['calibration']
     print(format_table(report))
