@@ -27,19 +27,24 @@ def _scene_name(scene: Scene | dict) -> str:
 
 _VALUES = {a: frozenset(vs) for a, vs in ATTRIBUTES.items()}
 _GET = {a: itemgetter(a) for a in ATTRIBUTES}
+_MATCHES = {a: {v: {u: u == v for u in vs} for v in vs} for a, vs in ATTRIBUTES.items()}  # a, v -> {value: value == v}
 
 # %% ../nbs/01_executor.ipynb #9fcabf41
 class _SceneView:
     "A scene as execution reads it: its objects as mappings, attributes checked on first read, relations on demand."
     __slots__ = ('source', 'objects', 'n', 'checked', 'relations')
+    last = (None, set())  # the objects list of the last scene read, and the attributes checked on it
     def __init__(self, scene: Scene | dict):
         self.source = scene
-        if isinstance(scene, Scene): self.objects = [vars(o) for o in scene.objects]
-        elif isinstance(scene, dict) and isinstance(scene.get('objects'), list): self.objects = scene['objects']
+        given = scene.get('objects') if isinstance(scene, dict) else None
+        if isinstance(given, list): self.objects = given
+        elif isinstance(scene, Scene): given, self.objects = scene.objects, [vars(o) for o in scene.objects]
         else:
             name = _scene_name(scene) if isinstance(scene, dict) else repr(scene)[:40]
             raise SceneError(f"{name}: no 'objects' list; give a Scene or one entry of an official scenes file")
-        self.n, self.checked, self.relations = len(self.objects), set(), {}
+        last, checked = _SceneView.last
+        if given is not last: checked = set(); _SceneView.last = (given, checked)
+        self.n, self.checked, self.relations = len(self.objects), checked, {}
 
     def check(self, attribute: str):
         "Raise `SceneError` unless every object has a CLEVR value of `attribute`."
@@ -52,11 +57,6 @@ class _SceneView:
                 found = f"unknown {attribute} {value!r}" if value is not None else f"no {attribute!r}"
                 raise SceneError(f"{_scene_name(self.source)}, object {i}: {found}; "
                                  f"expected one of {list(ATTRIBUTES[attribute])}")
-
-    def relation(self, name: str) -> list:
-        "For each object, the objects that stand in relation `name` to it."
-        if name not in self.relations: self.relations.update(_relations(self.source, self.objects, name))
-        return self.relations[name]
 
 # %% ../nbs/01_executor.ipynb #6b65e343
 def _given_relation(scene: Scene | dict, relationships: dict, name: str, n: int) -> list:
@@ -80,16 +80,20 @@ def _positions(scene: Scene | dict, objects: list) -> list:
                          f"at {list(coords[0])}); {fix}")
     return coords
 
-def _relations(scene: Scene | dict, objects: list, name: str) -> dict:
-    "Relation `name` from the scene's relationships (checked), or every relation computed from positions."
-    given = scene.relationships if isinstance(scene, Scene) else scene.get('relationships')
-    if given: return {name: _given_relation(scene, given, name, len(objects))}
-    directions = scene.directions if isinstance(scene, Scene) else scene.get('directions')
-    return compute_relationships(_positions(scene, objects), directions)
+def _relation(view: _SceneView, name: str) -> list:
+    "Relation `name`, kept on the view: the scene's `relationships` (checked), or all computed from positions."
+    scene, relations = view.source, view.relations
+    given = scene.get('relationships') if isinstance(scene, dict) else scene.relationships
+    if given: relations[name] = _given_relation(scene, given, name, view.n)
+    else:
+        directions = scene.get('directions') if isinstance(scene, dict) else scene.directions
+        relations.update(compute_relationships(_positions(scene, view.objects), directions))
+    return relations[name]
 
 def _relate(view, value, x):
     "The objects in relation `value` to object `x`; the list is checked before it is read."
-    row = (view.relations.get(value) or view.relation(value))[x]
+    rows = view.relations.get(value)
+    row = (rows if rows is not None else _relation(view, value))[x]
     try:
         if not row or 0 <= min(row) and max(row) < view.n: return row
     except TypeError: pass
@@ -112,10 +116,13 @@ def _unique(view, value, xs):
     return xs[0]
 
 def _filter(attribute):
+    matches = _MATCHES[attribute]
     def run(view, value, xs):
         if attribute not in view.checked: view.check(attribute)
-        objects = view.objects
-        return [i for i in xs if objects[i][attribute] == value]
+        objects, match, found = view.objects, matches[value], []
+        for i in xs:
+            if match[objects[i][attribute]]: found.append(i)
+        return found
     return run
 
 def _query(attribute):
@@ -127,11 +134,14 @@ def _query(attribute):
     return run
 
 def _same(attribute):
+    matches = _MATCHES[attribute]
     def run(view, value, x):
         if attribute not in view.checked: view.check(attribute)
-        objects = view.objects
-        own = objects[x][attribute]
-        return [j for j in range(view.n) if j != x and objects[j][attribute] == own]
+        objects, found = view.objects, []
+        match = matches[objects[x][attribute]]
+        for j in range(view.n):
+            if j != x and match[objects[j][attribute]]: found.append(j)
+        return found
     return run
 
 # %% ../nbs/01_executor.ipynb #80fa82aa
@@ -150,8 +160,8 @@ for _a in ATTRIBUTES:
 class _Malformed(Exception):
     "Internal: a node does not check against its function's signature; `program_from_json` says why."
 
-_SIGNATURES = {name: (_RUN[name], len(spec.inputs), *(spec.inputs + (None, None))[:2],
-                      frozenset(spec.values) if spec.value_type else None, spec.output)
+_SIGNATURES = {name: (_RUN[name], len(spec.inputs) + 2 * (spec.value_type is not None),  # shape: inputs, +2 literal
+                      *(spec.inputs + (None, None))[:2], frozenset(spec.values), spec.output)
                for name, spec in FUNCTIONS.items()}
 
 def _run(nodes: Sequence[dict], # official JSON nodes (released or generator format)
@@ -162,28 +172,24 @@ def _run(nodes: Sequence[dict], # official JSON nodes (released or generator for
     types = []  # output type of each node so far; an input index past them raises IndexError
     signatures, append, append_type = _SIGNATURES, outputs.append, types.append  # local names: a faster loop
     for node in nodes:
-        signature = signatures.get(node.get('function') or node.get('type'))
-        if signature is None: raise _Malformed
-        run, arity, want, want2, allowed, output_type = signature
-        values = node.get('value_inputs') or ('side_inputs' in node and node['side_inputs'])
-        if allowed is None:
-            if values: raise _Malformed
-            value = None
-        else:
-            value, = values
-            if value not in allowed: raise _Malformed
-        inputs = node.get('inputs') or ()
-        if arity == 1:
-            j, = inputs
-            if j < 0 or types[j] != want: raise _Malformed
+        run, shape, want, want2, allowed, output_type = signatures[node.get('function') or node.get('type')]
+        if shape == 3:  # one input and a literal: filter_*, relate
+            value, = node.get('value_inputs') or node['side_inputs']
+            j, = node['inputs']
+            if value not in allowed or j < 0 or types[j] != want: raise _Malformed
             append(run(view, value, outputs[j]))
-        elif arity == 0:
-            if inputs: raise _Malformed
-            append(run(view, value))
-        else:
-            j, k = inputs
-            if j < 0 or k < 0 or types[j] != want or types[k] != want2: raise _Malformed
-            append(run(view, value, outputs[j], outputs[k]))
+        elif shape == 1:  # one input: unique, count, exist, query_*, same_*
+            j, = node['inputs']
+            if j < 0 or types[j] != want or node.get('value_inputs') or node.get('side_inputs'): raise _Malformed
+            append(run(view, None, outputs[j]))
+        elif shape == 0:  # scene
+            if node.get('inputs') or node.get('value_inputs') or node.get('side_inputs'): raise _Malformed
+            append(run(view, None))
+        else:  # two inputs: union, intersect, equal_*, less_than, greater_than
+            j, k = node['inputs']
+            if (j < 0 or k < 0 or types[j] != want or types[k] != want2
+                    or node.get('value_inputs') or node.get('side_inputs')): raise _Malformed
+            append(run(view, None, outputs[j], outputs[k]))
         append_type(output_type)
     return outputs
 
