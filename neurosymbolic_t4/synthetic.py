@@ -5,7 +5,8 @@
 # %% ../nbs/05_synthetic.ipynb #c62c8213
 from __future__ import annotations
 import collections, functools, json, math, multiprocessing, os, random, shutil, signal, struct, subprocess, sys
-import tempfile, zlib
+import tempfile, threading, zlib
+import multiprocessing.pool
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -775,11 +776,18 @@ class GenerateConfig:
 # %% ../nbs/05_synthetic.ipynb #d0233be7
 def _ignore_interrupts(): signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+def _pool_deaf_to_interrupts(workers: int) -> multiprocessing.pool.Pool:
+    "A process pool whose workers ignore Ctrl-C from birth: they inherit the ignoring, then keep it (initializer)."
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try: return multiprocessing.Pool(workers, initializer=_ignore_interrupts)
+    finally:
+        if in_main_thread: signal.signal(signal.SIGINT, previous)
+
 def _run_jobs(step, jobs: list, workers: int, progress: dict) -> list:
     "`step` of every job, in order, on `workers` processes; an interrupt (Ctrl-C) stops every worker before it returns."
     if workers == 1: return [step(j) for j in tqdm(jobs, **progress)]
-    # workers ignore Ctrl-C; the pool's exit terminates them, whatever ends the loop
-    with multiprocessing.Pool(workers, initializer=_ignore_interrupts) as pool:
+    with _pool_deaf_to_interrupts(workers) as pool:  # leaving the pool terminates the workers, however the loop ends
         return list(tqdm(pool.imap(step, jobs, chunksize=8), **progress))
 
 # %% ../nbs/05_synthetic.ipynb #cc917cd2
