@@ -31,7 +31,7 @@ __all__ = ['VARIANTS', 'ABLATIONS', 'BenchConfig', 'cpu_model', 'environment', '
            'measure_latency', 'measure_stages', 'measure_throughput', 'accuracy', 'benchmark_model', 'checkpoint_kind',
            'load_runner', 'run_benchmark', 'best_variant', 'markdown_table', 'plot_accuracy_latency', 'write_report',
            'ablation_table', 'ablation_markdown', 'reference_execute', 'executor_speed', 'benchmark_main',
-           'benchmark_cli', 'record_result']
+           'benchmark_cli', 'record_result', 'comparison_tables']
 
 # %% ../nbs/15_benchmark.ipynb #05f92913
 @dataclass
@@ -667,3 +667,44 @@ def record_result(path, # JSON file of results (created when missing)
     results[key] = value
     atomic_write_json(results, path)
     return results
+
+# %% ../nbs/15_benchmark.ipynb #dbb69924
+_MODEL_NAMES = {'ours': 'ours', 'cnn_lstm': 'CNN+LSTM', 'cnn_lstm_sa': 'CNN+LSTM+SA', 'film': 'FiLM',
+                'transformer': 'Transformer'}
+
+def _pct(x): return f"{100 * x:.1f}%"
+
+def _equal_budget_table(r: dict) -> list:
+    "Comparison 1's rows: parameters, training minutes, accuracy overall and per question type."
+    types = sorted({t for m in r['models'].values() for t in m['per_type']})
+    rows = [f"| model | parameters | trained (min) | overall | {' | '.join(types)} |", '|---' + '|---:' * (3 + len(types)) + '|']
+    for name, m in r['models'].items():
+        per_type = ' | '.join(_pct(m['per_type'][t]['accuracy']) if t in m['per_type'] else '' for t in types)
+        rows.append(f"| {_MODEL_NAMES.get(name, name)} | {m['parameters']:,} | {m['seconds'] / 60:.1f} | "
+                    f"{_pct(m['overall']['accuracy'])} | {per_type} |")
+    return rows
+
+def _efficiency_table(r: dict) -> list:
+    "Comparison 2's rows: accuracy per training set size, one row per model."
+    sizes = sorted(r, key=int)
+    rows = [f"| model | {' | '.join(f'{int(n):,} questions' for n in sizes)} |", '|---' + '|---:' * len(sizes) + '|']
+    for name in r[sizes[-1]]:
+        rows.append(f"| {_MODEL_NAMES.get(name, name)} | "
+                    + ' | '.join(_pct(r[n][name]['accuracy']) if name in r[n] else '' for n in sizes) + ' |')
+    return rows
+
+def _cogent_table(r: dict) -> list:
+    "Comparison 3's rows: accuracy on conditions A and B, and the drop in points."
+    rows = ['| model | condition A | condition B | drop (points) |', '|---|---:|---:|---:|']
+    rows += [f"| {_MODEL_NAMES.get(name, name)} | {_pct(m['A'])} | {_pct(m['B'])} | {m['drop_points']:.1f} |"
+             for name, m in r['models'].items()]
+    return rows
+
+_TABLES = {'equal_budget': _equal_budget_table, 'data_efficiency': _efficiency_table, 'cogent': _cogent_table}
+
+def comparison_tables(results: dict, # the contents of `results/comparisons.json`
+                      keys: Sequence[str] = tuple(_TABLES), # which comparisons, in order (missing ones are left out)
+                     ) -> str:
+    "Markdown tables of comparisons 1-3 from the recorded results (the README's tables)."
+    return '\n\n'.join('\n'.join(_TABLES[k](results[k])) for k in keys if k in results)
+
