@@ -22,12 +22,13 @@ from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
 from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint
 
 # %% auto #0
-__all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig', 'Perception', 'centre_heatmap',
-           'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back', 'average_readings',
-           'perception_outputs', 'match_objects', 'perception_metrics', 'attribute_confusion', 'draw_objects',
-           'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch',
-           'augmented_perception_loss', 'train_perception_stage', 'finetune_perception_stage', 'perception_checkpoint',
-           'perception_from_checkpoint', 'save_perception', 'load_perception', 'measure_latency']
+__all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig', 'Perception',
+           'centre_heatmap', 'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back',
+           'average_readings', 'perception_outputs', 'match_objects', 'perception_metrics', 'attribute_confusion',
+           'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch',
+           'photometric_batch', 'augmented_perception_loss', 'train_perception_stage', 'finetune_perception_stage',
+           'perception_checkpoint', 'perception_from_checkpoint', 'save_perception', 'load_perception',
+           'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -516,6 +517,9 @@ def augmented_perception_loss(max_shift: int = 4, # random translation of each t
                                                memory_format=torch.channels_last)), targets)
     return loss_fn
 
+NO_AUGMENTATION = dict(max_shift=0, flip=False, photometric=0.)  # the settings that leave every batch as it is
+
+
 # %% ../nbs/09_perception.ipynb #cfc0fd59
 def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v,
                                                                                        (int, float)) and np.isfinite(v)}
@@ -553,14 +557,17 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
                               max_val: int = 200, # synthetic val images scored after every epoch
                               train_split: str = 'train', # the synthetic split joining the renders (CoGenT: trainA)
                               val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
+                              max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
+                              flip: bool = True, # mirror half of the training images (see `flip_batch`)
+                              photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
                              ) -> Perception:
     "Fine-tune perception on Blender renders of CLEVR's assets and as many synthetic images; returns the model."
     size = model.config.input_size
     renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
     synthetic = CachedScenes(ClevrScenes(root, train_split, indices=range(len(renders))), size)
     val = _val_cache(root, val_split, max_val, size)
-    Trainer(model.train(), ConcatDataset([renders, synthetic]), augmented_perception_loss(),
-            replace(cfg, metric='scene_accuracy'),
+    loss_fn = augmented_perception_loss(max_shift, flip, photometric)
+    Trainer(model.train(), ConcatDataset([renders, synthetic]), loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
     return model.eval()
 

@@ -26,8 +26,8 @@ from .train import *
 # %% auto #0
 __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_configs', 'open_dataset', 'is_main_process',
            'ensure_dataset', 'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage',
-           'sync_buffers', 'train_all', 'parse_curriculum', 'train_main', 'train_cli', 'write_evaluation', 'eval_main',
-           'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+           'sync_buffers', 'train_all', 'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation',
+           'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
@@ -223,6 +223,8 @@ def train_all(root, # dataset root, official layout
               blender_root=None, # Blender renders for the blender stage (skipped when None)
               train_split: str = 'train', # the split trained on (CoGenT: trainA)
               val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
+              perception_model: PerceptionConfig | None = None, # the perception network; `PerceptionConfig()` when None
+              augment: bool = True, # augment the perception stages' batches (False: `NO_AUGMENTATION`, an ablation)
              ) -> NeuroSymbolicVQA:
     "Train the chosen stages in order and save the joined model to `out_dir/model.pt` (the first process only)."
     out = Path(out_dir)
@@ -233,14 +235,15 @@ def train_all(root, # dataset root, official layout
         raise ValueError(f"stages {stages} need a trained model at {out / 'model.pt'} for the others; run the "
                          "perception and parser stages first")
     started, ran = time.time(), []
+    augmentation = {} if augment else NO_AUGMENTATION
     if 'perception' in stages:
-        p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')),
-                                   train_split=train_split, val_split=val_split)
+        p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')), perception_model,
+                                   train_split=train_split, val_split=val_split, **augmentation)
         ran.append('perception')
     else: p = previous.perception
     if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
         p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')),
-                                      train_split=train_split, val_split=val_split)
+                                      train_split=train_split, val_split=val_split, **augmentation)
         ran.append('blender')
     if 'parser' in stages:
         q = train_parser_stage(dataset_questions(root, train_split), dataset_questions(root, val_split),
@@ -270,6 +273,17 @@ def parse_curriculum(text: str | None, # FIRST_EPOCH:MAX_NODES pairs, e.g. '0:8,
     return stages
 
 
+# %% ../nbs/12_pipeline.ipynb #e1b48291
+def parse_size(text: str, # WIDTHxHEIGHT in pixels, e.g. '480x320'
+              ) -> tuple:
+    "A (width, height) from its command-line form: '480x320' is (480, 320); multiples of 16, as perception needs."
+    try: size = tuple(int(n) for n in text.lower().split('x'))
+    except ValueError: size = ()
+    if len(size) != 2 or min(size) <= 0 or size[0] % 16 or size[1] % 16:
+        raise ValueError(f"--perception-size {text}: give WIDTHxHEIGHT in pixels, multiples of 16, e.g. 480x320")
+    return size
+
+
 # %% ../nbs/12_pipeline.ipynb #b8edcab2
 def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (official layout); generated when missing
                out_dir: str = 'runs/nst4', # run folder: stage checkpoints, curves, model.pt
@@ -292,12 +306,15 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                train_split: str = 'train', # the split trained on (CoGenT: trainA)
                val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
                curriculum: str = None, # parser curriculum FIRST_EPOCH:MAX_NODES,..., e.g. 0:8,2:16 (parse_curriculum)
+               perception_size: str = '240x160', # WIDTHxHEIGHT perception reads (multiples of 16; CLEVR's is 480x320)
+               augment: bool = True, # augment perception's training batches (--no-augment: the ablation)
               ) -> NeuroSymbolicVQA:
     ("Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\n"
      "Example: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\n"
      "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA, then nst4_eval --split valB\n"
      "Several GPUs: torchrun --nproc_per_node N $(which nst4_train) ...")
     stages_curriculum = parse_curriculum(curriculum)  # bad input stops the command before any work
+    perception_model = PerceptionConfig(input_size=parse_size(perception_size))
     root = ensure_dataset(data_root, train_images, val_images, seed=seed, splits=(train_split, val_split))
     epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
     configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp,
@@ -308,7 +325,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
     renders = ensure_blender_renders(root, blender_images) if 'blender' in chosen else None  # no renders unasked
     return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
                      blender=configs['blender'], blender_root=renders,
-                     train_split=train_split, val_split=val_split)
+                     train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment)
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
 def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
