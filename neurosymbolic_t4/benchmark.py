@@ -670,24 +670,38 @@ def record_result(path, # JSON file of results (created when missing)
 
 # %% ../nbs/15_benchmark.ipynb #dbb69924
 _MODEL_NAMES = {'ours': 'ours', 'cnn_lstm': 'CNN+LSTM', 'cnn_lstm_sa': 'CNN+LSTM+SA', 'film': 'FiLM',
-                'transformer': 'Transformer'}
+                'transformer': 'Transformer', 'reference': 'ours (240x160, augmented, no end-to-end)',
+                'with_e2e': '+ end-to-end epoch', 'no_augmentations': 'without augmentations',
+                'input_480x320': 'at 480x320'}
 
 def _pct(x): return f"{100 * x:.1f}%"
 
-def _equal_budget_table(r: dict) -> list:
-    "Comparison 1's rows: parameters, training minutes, accuracy overall and per question type."
-    types = sorted({t for m in r['models'].values() for t in m['per_type']})
-    rows = [f"| model | parameters | trained (min) | overall | {' | '.join(types)} |", '|---' + '|---:' * (3 + len(types)) + '|']
-    for name, m in r['models'].items():
+def _accuracy_table(title: str, models: dict) -> list:
+    "Rows of accuracy overall and per question type, one per model, with its parameters and training minutes."
+    types = sorted({t for m in models.values() for t in m['per_type']})
+    rows = [title, '', f"| model | parameters | trained (min) | overall | {' | '.join(types)} |",
+            '|---' + '|---:' * (3 + len(types)) + '|']
+    for name, m in models.items():
         per_type = ' | '.join(_pct(m['per_type'][t]['accuracy']) if t in m['per_type'] else '' for t in types)
         rows.append(f"| {_MODEL_NAMES.get(name, name)} | {m['parameters']:,} | {m['seconds'] / 60:.1f} | "
                     f"{_pct(m['overall']['accuracy'])} | {per_type} |")
     return rows
 
+def _equal_budget_table(r: dict) -> list:
+    "Comparison 1's rows: each model's size, training minutes, accuracy overall and per question type."
+    return _accuracy_table(f"**Equal budget**: trained on {r['train_questions']:,} questions, accuracy per question type",
+                           r['models'])
+
+def _training_ablation_table(r: dict) -> list:
+    "Comparison 5's trained rows: ours as trained by default and with one training choice changed."
+    return _accuracy_table(f"**Training ablations of ours**: trained on {r['train_questions']:,} questions, one choice "
+                           "changed per row", r['variants'])
+
 def _efficiency_table(r: dict) -> list:
     "Comparison 2's rows: accuracy per training set size, one row per model."
     sizes = sorted(r, key=int)
-    rows = [f"| model | {' | '.join(f'{int(n):,} questions' for n in sizes)} |", '|---' + '|---:' * len(sizes) + '|']
+    rows = ['**Data efficiency**: accuracy by the number of training questions', '',
+            f"| model | {' | '.join(f'{int(n):,} questions' for n in sizes)} |", '|---' + '|---:' * len(sizes) + '|']
     for name in r[sizes[-1]]:
         rows.append(f"| {_MODEL_NAMES.get(name, name)} | "
                     + ' | '.join(_pct(r[n][name]['accuracy']) if name in r[n] else '' for n in sizes) + ' |')
@@ -695,16 +709,18 @@ def _efficiency_table(r: dict) -> list:
 
 def _cogent_table(r: dict) -> list:
     "Comparison 3's rows: accuracy on conditions A and B, and the drop in points."
-    rows = ['| model | condition A | condition B | drop (points) |', '|---|---:|---:|---:|']
+    rows = [f"**CoGenT**: trained on condition A ({r['train_images']:,} images), tested on A and B", '',
+            '| model | condition A | condition B | drop (points) |', '|---|---:|---:|---:|']
     rows += [f"| {_MODEL_NAMES.get(name, name)} | {_pct(m['A'])} | {_pct(m['B'])} | {m['drop_points']:.1f} |"
              for name, m in r['models'].items()]
     return rows
 
-_TABLES = {'equal_budget': _equal_budget_table, 'data_efficiency': _efficiency_table, 'cogent': _cogent_table}
+_TABLES = {'equal_budget': _equal_budget_table, 'data_efficiency': _efficiency_table, 'cogent': _cogent_table,
+           'training_ablations': _training_ablation_table}
 
 def comparison_tables(results: dict, # the contents of `results/comparisons.json`
                       keys: Sequence[str] = tuple(_TABLES), # which comparisons, in order (missing ones are left out)
                      ) -> str:
-    "Markdown tables of comparisons 1-3 from the recorded results (the README's tables)."
+    "Markdown tables of comparisons 1-3 and 5's training ablations from the recorded results (the README's)."
     return '\n\n'.join('\n'.join(_TABLES[k](results[k])) for k in keys if k in results)
 
