@@ -16,19 +16,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
+from torchvision.transforms.v2.functional import adjust_hue, rgb_to_grayscale
 from tqdm.auto import tqdm
 from .clevr import *
 from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
 from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint
 
 # %% auto #0
-__all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig', 'Perception',
-           'centre_heatmap', 'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back',
-           'average_readings', 'perception_outputs', 'match_objects', 'perception_metrics', 'attribute_confusion',
-           'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch',
-           'photometric_batch', 'augmented_perception_loss', 'train_perception_stage', 'finetune_perception_stage',
-           'perception_checkpoint', 'perception_from_checkpoint', 'save_perception', 'load_perception',
-           'measure_latency']
+__all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'IGNORED', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig',
+           'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes',
+           'mirror_back', 'average_readings', 'perception_outputs', 'match_objects', 'perception_metrics',
+           'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch',
+           'flip_batch', 'photometric_batch', 'augmented_perception_loss', 'recolor_batch', 'train_perception_stage',
+           'finetune_perception_stage', 'perception_checkpoint', 'perception_from_checkpoint', 'save_perception',
+           'load_perception', 'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -165,6 +166,13 @@ def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict]) -> torc
     per_object = F.smooth_l1_loss(predicted, truth, reduction='none').mean(1)
     return (per_object * known).sum() / known.sum().clamp(min=1)
 
+IGNORED = -100  # an attribute label that teaches nothing (`recolor_batch` gives it to the colors it changed)
+
+def _attribute_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    "Cross entropy of the (n, C) logits over the labels that are not `IGNORED`; 0 when every one is."
+    known = labels != IGNORED
+    return F.cross_entropy(logits[known], labels[known]) if known.any() else logits.sum() * 0
+
 def perception_loss(outputs: dict, # the model's outputs
                     targets: Sequence[dict], # per-image targets (labels, pixels, depth, coords)
                     sigma: float = 1., # width of the centre bumps, in output cells
@@ -181,7 +189,7 @@ def perception_loss(outputs: dict, # the model's outputs
              'depth': F.smooth_l1_loss(outputs['depth'][batch, cells[:, 1], cells[:, 0]].float(),
                                        torch.cat([t['depth'] for t in targets]).to(device)),
              'coords': _known_coords_loss(at(outputs['coords']).float(), targets)}
-    for k, name in enumerate(ATTRIBUTE_NAMES): parts[name] = F.cross_entropy(at(outputs['logits'][name]).float(),
+    for k, name in enumerate(ATTRIBUTE_NAMES): parts[name] = _attribute_loss(at(outputs['logits'][name]).float(),
                                                                              labels[:, k])
     loss = sum(parts.values())
     return loss, {k: v.item() for k, v in parts.items()}
@@ -507,18 +515,40 @@ def photometric_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
 def augmented_perception_loss(max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                               flip: bool = True, # mirror half of the training images (see `flip_batch`)
                               photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
+                              recolor: float = 0., # share of images recoloured, their colors unlabelled (`recolor_batch`)
                              ):
-    "The perception stages' `loss_fn(model, batch)`: `perception_loss` of the batch shifted, mirrored, recoloured."
+    "The perception stages' `loss_fn(model, batch)`: `perception_loss` of the batch shifted, mirrored, re-lit."
     def loss_fn(model, batch):
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
         if flip: images, targets = flip_batch(images, targets)
+        if recolor: images, targets = recolor_batch(images, targets, recolor)
         if photometric: images = photometric_batch(images, strength=photometric)
         return perception_loss(model(images.to(next(model.parameters()).device,
                                                memory_format=torch.channels_last)), targets)
     return loss_fn
 
-NO_AUGMENTATION = dict(max_shift=0, flip=False, photometric=0.)  # the settings that leave every batch as it is
+NO_AUGMENTATION = dict(max_shift=0, flip=False, photometric=0., recolor=0.)  # the settings that leave every batch as it is
 
+
+# %% ../nbs/09_perception.ipynb #8a256fd3
+def recolor_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
+                  targets: Sequence[dict], # per-image targets; a recoloured image's color labels become `IGNORED`
+                  share: float, # chance that each image is recoloured
+                  generator: torch.Generator | None = None, # source of randomness
+                 ) -> tuple:
+    "The batch with a `share` of its images hue-rotated at random (one in four made gray), their colors unlabelled."
+    chosen, gray = (torch.rand(2, len(images), generator=generator) < torch.tensor([[share], [0.25]])).tolist()
+    hues = (torch.rand(len(images), generator=generator) - 0.5).tolist()  # a full turn of the hue circle
+    color = ATTRIBUTE_NAMES.index('color')
+    out, recoloured = images.clone(), []
+    for i, t in enumerate(targets):
+        if not chosen[i]: recoloured.append(t); continue
+        image = images[i].clamp(0, 1)
+        out[i] = rgb_to_grayscale(image, num_output_channels=3) if gray[i] else adjust_hue(image, hues[i])
+        labels = t['labels'].clone()
+        labels[:, color] = IGNORED
+        recoloured.append({**t, 'labels': labels})
+    return out, recoloured
 
 # %% ../nbs/09_perception.ipynb #cfc0fd59
 def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v,
@@ -536,6 +566,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                            flip: bool = True, # mirror half of the training images (see `flip_batch`)
                            photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
+                           recolor: float = 0., # share of images recoloured, their colors unlabelled (`recolor_batch`)
                            train_split: str = 'train', # split trained on (CoGenT: trainA)
                            val_split: str = 'val', # split scored after every epoch (CoGenT: valA)
                           ) -> Perception:
@@ -544,7 +575,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
     train = CachedScenes(ClevrScenes(root, train_split), model_cfg.input_size)
     val = _val_cache(root, val_split, max_val, model_cfg.input_size)
     model = Perception(model_cfg)
-    loss_fn = augmented_perception_loss(max_shift, flip, photometric)
+    loss_fn = augmented_perception_loss(max_shift, flip, photometric, recolor)
     Trainer(model.to(memory_format=torch.channels_last), train, loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
     return model.eval()
@@ -560,13 +591,14 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
                               max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                               flip: bool = True, # mirror half of the training images (see `flip_batch`)
                               photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
+                              recolor: float = 0., # share of images recoloured, their colors unlabelled (`recolor_batch`)
                              ) -> Perception:
     "Fine-tune perception on Blender renders of CLEVR's assets and as many synthetic images; returns the model."
     size = model.config.input_size
     renders = CachedScenes(ClevrScenes(blender_root, 'train'), size)
     synthetic = CachedScenes(ClevrScenes(root, train_split, indices=range(len(renders))), size)
     val = _val_cache(root, val_split, max_val, size)
-    loss_fn = augmented_perception_loss(max_shift, flip, photometric)
+    loss_fn = augmented_perception_loss(max_shift, flip, photometric, recolor)
     Trainer(model.train(), ConcatDataset([renders, synthetic]), loss_fn, replace(cfg, metric='scene_accuracy'),
             eval_fn=lambda m: _numbers(evaluate_perception(m, val)), collate_fn=collate_scenes).fit()
     return model.eval()

@@ -225,6 +225,7 @@ def train_all(root, # dataset root, official layout
               val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
               perception_model: PerceptionConfig | None = None, # the perception network; `PerceptionConfig()` when None
               augment: bool = True, # augment the perception stages' batches (False: `NO_AUGMENTATION`, an ablation)
+              recolor: float = 0., # share of perception's training images recoloured (`recolor_batch`; CoGenT)
              ) -> NeuroSymbolicVQA:
     "Train the chosen stages in order and save the joined model to `out_dir/model.pt` (the first process only)."
     out = Path(out_dir)
@@ -235,7 +236,7 @@ def train_all(root, # dataset root, official layout
         raise ValueError(f"stages {stages} need a trained model at {out / 'model.pt'} for the others; run the "
                          "perception and parser stages first")
     started, ran = time.time(), []
-    augmentation = {} if augment else NO_AUGMENTATION
+    augmentation = {**({} if augment else NO_AUGMENTATION), 'recolor': recolor}  # recolor is its own switch
     if 'perception' in stages:
         p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')), perception_model,
                                    train_split=train_split, val_split=val_split, **augmentation)
@@ -308,13 +309,15 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                curriculum: str = None, # parser curriculum FIRST_EPOCH:MAX_NODES,..., e.g. 0:8,2:16 (parse_curriculum)
                perception_size: str = '240x160', # WIDTHxHEIGHT perception reads (multiples of 16; CLEVR's is 480x320)
                augment: bool = True, # augment perception's training batches (--no-augment: the ablation)
+               recolor: float = 0., # share of perception's training images recoloured, colors unlabelled (CoGenT)
               ) -> NeuroSymbolicVQA:
     ("Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\n"
      "Example: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\n"
-     "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA, then nst4_eval --split valB\n"
+     "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA --recolor 0.8, then nst4_eval --split valB\n"
      "Several GPUs: torchrun --nproc_per_node N $(which nst4_train) ...")
     stages_curriculum = parse_curriculum(curriculum)  # bad input stops the command before any work
     perception_model = PerceptionConfig(input_size=parse_size(perception_size))
+    if not 0 <= recolor <= 1: raise ValueError(f"--recolor {recolor}: give the share of images to recolour, 0 to 1")
     root = ensure_dataset(data_root, train_images, val_images, seed=seed, splits=(train_split, val_split))
     epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
     configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp,
@@ -325,7 +328,8 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
     renders = ensure_blender_renders(root, blender_images) if 'blender' in chosen else None  # no renders unasked
     return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
                      blender=configs['blender'], blender_root=renders,
-                     train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment)
+                     train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment,
+                     recolor=recolor)
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
 def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
