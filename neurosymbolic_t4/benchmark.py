@@ -715,12 +715,17 @@ def _cogent_table(r: dict) -> list:
              for name, m in r['models'].items()]
     return rows
 
+def _inference_ablation_table(r: dict) -> list:
+    "Comparison 5's inference rows: comparison 1's model of ours with one inference switch changed per row."
+    return ["**Inference ablations of ours**: comparison 1's model, one inference switch changed per row (accuracy, %)",
+            '', ablation_markdown(r)]
+
 _TABLES = {'equal_budget': _equal_budget_table, 'data_efficiency': _efficiency_table, 'cogent': _cogent_table,
-           'training_ablations': _training_ablation_table}
+           'training_ablations': _training_ablation_table, 'inference_ablations': _inference_ablation_table}
 
 def comparison_tables(results: dict, # the contents of `results/comparisons.json`
                       keys: Sequence[str] = tuple(_TABLES), # which comparisons, in order (missing ones are left out)
                      ) -> str:
-    "Markdown tables of comparisons 1-3 and 5's training ablations from the recorded results (the README's)."
+    "Markdown tables of comparisons 1-3 and 5 (its training and inference ablations) from the recorded results."
     return '\n\n'.join('\n'.join(_TABLES[k](results[k])) for k in keys if k in results)
 
