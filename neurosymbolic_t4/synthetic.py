@@ -4,8 +4,9 @@
 
 # %% ../nbs/05_synthetic.ipynb #c62c8213
 from __future__ import annotations
-import collections, contextlib, functools, json, math, multiprocessing, os, random, shutil, signal, struct, subprocess
-import sys, tempfile, threading, zlib
+import collections, functools, json, math, multiprocessing, os, random, shutil, signal, struct, subprocess, sys
+import tempfile, threading, zlib
+import multiprocessing.pool
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -773,26 +774,20 @@ class GenerateConfig:
         return {**kept, 'renderer': 'blender', 'samples': self.samples} if self.renderer == 'blender' else kept
 
 # %% ../nbs/05_synthetic.ipynb #d0233be7
-def _ignore_interrupts():
-    "Worker initializer: ignore Ctrl-C, then let the signal through (it was blocked at birth): it is dropped."
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+def _ignore_interrupts(): signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-@contextlib.contextmanager
-def _pool_deaf_to_interrupts(workers: int):
-    "A process pool whose workers ignore Ctrl-C from birth; a Ctrl-C that comes while it starts is held, then raised."
-    held = {signal.SIGINT} if threading.current_thread() is threading.main_thread() else set()
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)  # the workers inherit the blocked signal: none dies mid-start
-    try: pool = multiprocessing.Pool(workers, initializer=_ignore_interrupts)
-    except BaseException: signal.pthread_sigmask(signal.SIG_UNBLOCK, held); raise
-    with pool:  # leaving the pool terminates the workers, however the block ends
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)  # a Ctrl-C held meanwhile raises KeyboardInterrupt here
-        yield pool
+def _pool_deaf_to_interrupts(workers: int) -> multiprocessing.pool.Pool:
+    "A process pool whose workers ignore Ctrl-C from birth: they inherit the ignoring, then keep it (initializer)."
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try: return multiprocessing.Pool(workers, initializer=_ignore_interrupts)
+    finally:
+        if in_main_thread: signal.signal(signal.SIGINT, previous)
 
 def _run_jobs(step, jobs: list, workers: int, progress: dict) -> list:
     "`step` of every job, in order, on `workers` processes; an interrupt (Ctrl-C) stops every worker before it returns."
     if workers == 1: return [step(j) for j in tqdm(jobs, **progress)]
-    with _pool_deaf_to_interrupts(workers) as pool:
+    with _pool_deaf_to_interrupts(workers) as pool:  # leaving the pool terminates the workers, however the loop ends
         return list(tqdm(pool.imap(step, jobs, chunksize=8), **progress))
 
 # %% ../nbs/05_synthetic.ipynb #cc917cd2
