@@ -669,7 +669,8 @@ def record_result(path, # JSON file of results (created when missing)
     return results
 
 # %% ../nbs/15_benchmark.ipynb #dbb69924
-_MODEL_NAMES = {'ours': 'ours', 'ours_recolor': 'ours, recoloured training images', 'cnn_lstm': 'CNN+LSTM', 'cnn_lstm_sa': 'CNN+LSTM+SA', 'film': 'FiLM',
+_MODEL_NAMES = {'ours': 'ours', 'ours_recolor': 'ours, recoloured training images', 'cnn_lstm': 'CNN+LSTM',
+                'cnn_lstm_sa': 'CNN+LSTM+SA', 'film': 'FiLM',
                 'transformer': 'Transformer', 'reference': 'ours (240x160, augmented, no end-to-end)',
                 'with_e2e': '+ end-to-end epoch', 'no_augmentations': 'without augmentations',
                 'input_480x320': 'at 480x320'}

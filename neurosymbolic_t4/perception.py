@@ -515,9 +515,9 @@ def photometric_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
 def augmented_perception_loss(max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                               flip: bool = True, # mirror half of the training images (see `flip_batch`)
                               photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
-                              recolor: float = 0., # share of images recoloured, their colors unlabelled (`recolor_batch`)
+                              recolor: float = 0., # share of images recoloured, colors unlabelled (`recolor_batch`)
                              ):
-    "The perception stages' `loss_fn(model, batch)`: `perception_loss` of the batch shifted, mirrored, re-lit."
+    "The perception stages' `loss_fn(model, batch)`: `perception_loss` of the batch shifted, mirrored, recoloured."
     def loss_fn(model, batch):
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
         if flip: images, targets = flip_batch(images, targets)
@@ -527,7 +527,7 @@ def augmented_perception_loss(max_shift: int = 4, # random translation of each t
                                                memory_format=torch.channels_last)), targets)
     return loss_fn
 
-NO_AUGMENTATION = dict(max_shift=0, flip=False, photometric=0., recolor=0.)  # the settings that leave every batch as it is
+NO_AUGMENTATION = dict(max_shift=0, flip=False, photometric=0., recolor=0.)  # the settings leaving every batch as is
 
 
 # %% ../nbs/09_perception.ipynb #8a256fd3
@@ -591,7 +591,7 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
                               max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                               flip: bool = True, # mirror half of the training images (see `flip_batch`)
                               photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
-                              recolor: float = 0., # share of images recoloured, their colors unlabelled (`recolor_batch`)
+                              recolor: float = 0., # share of images recoloured, colors unlabelled (`recolor_batch`)
                              ) -> Perception:
     "Fine-tune perception on Blender renders of CLEVR's assets and as many synthetic images; returns the model."
     size = model.config.input_size
