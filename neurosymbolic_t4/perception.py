@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
-from torchvision.transforms.v2.functional import adjust_hue, rgb_to_grayscale
 from tqdm.auto import tqdm
 from .clevr import *
 from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
@@ -27,9 +26,9 @@ __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'IGNORED', 'NO_AUGMENTATION', 'PERCEPTIO
            'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes',
            'mirror_back', 'average_readings', 'perception_outputs', 'match_objects', 'perception_metrics',
            'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch',
-           'flip_batch', 'photometric_batch', 'augmented_perception_loss', 'recolor_batch', 'train_perception_stage',
-           'finetune_perception_stage', 'perception_checkpoint', 'perception_from_checkpoint', 'save_perception',
-           'load_perception', 'measure_latency']
+           'flip_batch', 'photometric_batch', 'augmented_perception_loss', 'recolor_objects', 'recolor_batch',
+           'color_loss', 'train_perception_stage', 'finetune_perception_stage', 'perception_checkpoint',
+           'perception_from_checkpoint', 'save_perception', 'load_perception', 'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -61,6 +60,7 @@ class PerceptionConfig:
     blocks: tuple = (1, 1, 2)  # residual blocks per stage; the deepest stage sees whole objects, so it gets two
     fpn: int = 32  # channels of the fused stride-4 map the heads read
     head: int = 64  # hidden channels of the per-cell object head (offset, depth, 3D coordinates, attributes)
+    color_path: int = 0  # channels of a color path of its own, reading the pixels (0: none; `nst4_train --recolor`: 32)
 
     def __post_init__(self):
         self.input_size, self.widths, self.blocks = tuple(self.input_size), tuple(self.widths), tuple(self.blocks)
@@ -89,6 +89,10 @@ class Perception(nn.Module):
         self.heatmap = nn.Sequential(_conv_bn(fpn + 2, fpn), nn.Conv2d(fpn, 1, 1))
         self.objects = nn.Sequential(nn.Conv2d(fpn + 2, head, 1), nn.ReLU(inplace=True),
                                      nn.Conv2d(head, 6 + sum(ATTRIBUTE_SIZES), 1))
+        self.color_path = nn.Sequential(  # color is local and low-level: a few convolutions on the pixels see it
+            nn.Conv2d(3, config.color_path, STRIDE, STRIDE, bias=False), nn.BatchNorm2d(config.color_path),
+            nn.ReLU(inplace=True), _conv_bn(config.color_path, config.color_path),
+            nn.Conv2d(config.color_path, ATTRIBUTE_SIZES[0], 1)) if config.color_path else None
         nn.init.constant_(self.heatmap[-1].bias, -math.log(99))  # start with 1% centre probability everywhere
         with torch.no_grad(): self.objects[-1].bias[2] = _MEAN_DEPTH
 
@@ -115,10 +119,16 @@ class Perception(nn.Module):
         "Maps at 1/4 of `input_size`: centre logits, offset, depth, 3D coords and per-attribute logits."
         f = self.features(images)
         objects = self.objects(f)
+        logits = dict(zip(ATTRIBUTE_NAMES, objects[:, 6:].split(ATTRIBUTE_SIZES, 1)))
+        if self.color_path is not None: logits['color'] = self.color_logits(images)
         return {'heatmap': self.heatmap(f)[:, 0], 'offset': objects[:, :2], 'depth': objects[:, 2],
-                'coords': objects[:, 3:6],
-                'logits': dict(zip(ATTRIBUTE_NAMES, objects[:, 6:].split(ATTRIBUTE_SIZES, 1))),
-                'image_size': (images.shape[-1], images.shape[-2])}
+                'coords': objects[:, 3:6], 'logits': logits, 'image_size': (images.shape[-1], images.shape[-2])}
+
+    def color_logits(self, images: torch.Tensor # (B, 3, H, W) floats in [0, 1]
+                    ) -> torch.Tensor:
+        "The color logits map (B, 8, h, w): from the color path when the model has one, else from the shared head."
+        if self.color_path is None: return self(images)['logits']['color']
+        return self.color_path(resize_images(images, self.config.input_size) - 0.5)
 
 
 # %% ../nbs/09_perception.ipynb #a7abf7c9
@@ -515,40 +525,73 @@ def photometric_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
 def augmented_perception_loss(max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                               flip: bool = True, # mirror half of the training images (see `flip_batch`)
                               photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
-                              recolor: float = 0., # share of images recoloured, colors unlabelled (`recolor_batch`)
+                              recolor: float = 0., # share of images recoloured; then color has its own pass
                              ):
     "The perception stages' `loss_fn(model, batch)`: `perception_loss` of the batch shifted, mirrored, recoloured."
+    def look(images, model):  # the photometric change, on the model's device
+        if photometric: images = photometric_batch(images, strength=photometric)
+        return images.to(next(model.parameters()).device, memory_format=torch.channels_last)
     def loss_fn(model, batch):
         images, targets = shift_batch(*batch, max_shift) if max_shift else batch
         if flip: images, targets = flip_batch(images, targets)
-        if recolor: images, targets = recolor_batch(images, targets, recolor)
-        if photometric: images = photometric_batch(images, strength=photometric)
-        return perception_loss(model(images.to(next(model.parameters()).device,
-                                               memory_format=torch.channels_last)), targets)
+        if not recolor: return perception_loss(model(look(images, model)), targets)
+        recoloured, colorless = recolor_batch(images, targets, recolor)
+        loss, parts = perception_loss(model(look(recoloured, model)), colorless)
+        color = color_loss(model, look(images, model), targets)  # the true colors teach color alone
+        return loss + color, {**parts, 'color': color.item()}
     return loss_fn
 
 NO_AUGMENTATION = dict(max_shift=0, flip=False, photometric=0., recolor=0.)  # the settings leaving every batch as is
 
 
 # %% ../nbs/09_perception.ipynb #8a256fd3
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])  # RGB -> luma, chroma
+
+def recolor_objects(image: torch.Tensor, # (3, H, W) floats in [0, 1]
+                    pixels: torch.Tensor, # (n, 2) object centres (x, y) in the image's pixels, n >= 1
+                    generator: torch.Generator | None = None, # source of randomness
+                   ) -> torch.Tensor:
+    "The image with each object's region (nearest centre) given a random hue turn and lightness, one in four gray."
+    h, w = image.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing='ij')
+    region = ((xs - pixels[:, :1, None]) ** 2 + (ys - pixels[:, 1:, None]) ** 2).argmin(0)  # (H, W) object index
+    n = len(pixels)
+    turn = torch.rand(n, generator=generator) * 2 * math.pi
+    chroma = (torch.rand(n, generator=generator) >= 0.25).float()  # 0: the object made gray
+    light = 0.7 + 0.6 * torch.rand(n, generator=generator)
+    cos, sin = (turn.cos() * chroma)[region], (turn.sin() * chroma)[region]
+    luma, i, q = torch.einsum('ij,jhw->ihw', _YIQ, image.clamp(0, 1).cpu())
+    turned = torch.stack([luma, cos * i - sin * q, sin * i + cos * q]) * light[region]
+    return torch.einsum('ij,jhw->ihw', torch.linalg.inv(_YIQ), turned).clamp(0, 1).to(image.device)
+
+# %% ../nbs/09_perception.ipynb #ef1352c8
 def recolor_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
-                  targets: Sequence[dict], # per-image targets; a recoloured image's color labels become `IGNORED`
+                  targets: Sequence[dict], # per-image targets (`pixels`: object centres in the images' pixels)
                   share: float, # chance that each image is recoloured
                   generator: torch.Generator | None = None, # source of randomness
                  ) -> tuple:
-    "The batch with a `share` of its images hue-rotated at random (one in four made gray), their colors unlabelled."
-    chosen, gray = (torch.rand(2, len(images), generator=generator) < torch.tensor([[share], [0.25]])).tolist()
-    hues = (torch.rand(len(images), generator=generator) - 0.5).tolist()  # a full turn of the hue circle
+    "A `share` of the images recoloured object by object; every image's color labels `IGNORED` (see `color_loss`)."
+    chosen = (torch.rand(len(images), generator=generator) < share).tolist()
     color = ATTRIBUTE_NAMES.index('color')
-    out, recoloured = images.clone(), []
+    out, relabelled = images.clone(), []
     for i, t in enumerate(targets):
-        if not chosen[i]: recoloured.append(t); continue
-        image = images[i].clamp(0, 1)
-        out[i] = rgb_to_grayscale(image, num_output_channels=3) if gray[i] else adjust_hue(image, hues[i])
         labels = t['labels'].clone()
+        if chosen[i] and len(t['pixels']): out[i] = recolor_objects(images[i], t['pixels'].float(), generator)
         labels[:, color] = IGNORED
-        recoloured.append({**t, 'labels': labels})
-    return out, recoloured
+        relabelled.append({**t, 'labels': labels})
+    return out, relabelled
+
+# %% ../nbs/09_perception.ipynb #48eeef7e
+def color_loss(model: Perception, # the network; its `color_logits` are trained
+               images: torch.Tensor, # (B, 3, H, W) the images in their true colors
+               targets: Sequence[dict], # their targets (labels, pixels)
+              ) -> torch.Tensor:
+    "Cross entropy of the color logits at the true object centres: the color pass of a recoloured batch."
+    logits = model.color_logits(images)
+    batch, cells, _ = _centre_cells({'heatmap': logits[:, 0], 'image_size': (images.shape[-1], images.shape[-2])},
+                                    targets)
+    labels = torch.cat([t['labels'][:, ATTRIBUTE_NAMES.index('color')] for t in targets]).to(logits.device)
+    return _attribute_loss(logits[batch.to(logits.device), :, cells[:, 1], cells[:, 0]].float(), labels)
 
 # %% ../nbs/09_perception.ipynb #cfc0fd59
 def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v,

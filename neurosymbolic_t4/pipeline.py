@@ -309,7 +309,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                curriculum: str = None, # parser curriculum FIRST_EPOCH:MAX_NODES,..., e.g. 0:8,2:16 (parse_curriculum)
                perception_size: str = '240x160', # WIDTHxHEIGHT perception reads (multiples of 16; CLEVR's is 480x320)
                augment: bool = True, # augment perception's training batches (--no-augment: the ablation)
-               recolor: float = 0., # share of perception's training images recoloured, colors unlabelled (CoGenT)
+               recolor: float = 0., # share of perception's training images recoloured, color on its own path (CoGenT)
               ) -> NeuroSymbolicVQA:
     ("Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\n"
      "Example: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\n"
@@ -317,7 +317,8 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
      "        then nst4_eval --split valB\n"
      "Several GPUs: torchrun --nproc_per_node N $(which nst4_train) ...")
     stages_curriculum = parse_curriculum(curriculum)  # bad input stops the command before any work
-    perception_model = PerceptionConfig(input_size=parse_size(perception_size))
+    perception_model = PerceptionConfig(input_size=parse_size(perception_size),
+                                        color_path=32 if recolor else 0)  # recoloured: color read on its own path
     if not 0 <= recolor <= 1: raise ValueError(f"--recolor {recolor}: give the share of images to recolour, 0 to 1")
     root = ensure_dataset(data_root, train_images, val_images, seed=seed, splits=(train_split, val_split))
     epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
