@@ -313,7 +313,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
               ) -> NeuroSymbolicVQA:
     ("Train NeuroSymbolicVQA stage by stage (resumes when re-run).\n\n"
      "Example: nst4_train --data-root DIR --out-dir RUN --perception-epochs 2\n"
-     "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA --recolor 0.8,\n"
+     "CoGenT: nst4_train --data-root DIR --train-split trainA --val-split valA --recolor 1,\n"
      "        then nst4_eval --split valB\n"
      "Several GPUs: torchrun --nproc_per_node N $(which nst4_train) ...")
     stages_curriculum = parse_curriculum(curriculum)  # bad input stops the command before any work
