@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from .clevr import *
 from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
-from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint
+from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwrap
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'IGNORED', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig',
@@ -582,12 +582,12 @@ def recolor_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
     return out, relabelled
 
 # %% ../nbs/09_perception.ipynb #48eeef7e
-def color_loss(model: Perception, # the network; its `color_logits` are trained
+def color_loss(model: Perception, # the network (or its DistributedDataParallel wrapper); its `color_logits` learn
                images: torch.Tensor, # (B, 3, H, W) the images in their true colors
                targets: Sequence[dict], # their targets (labels, pixels)
               ) -> torch.Tensor:
     "Cross entropy of the color logits at the true object centres: the color pass of a recoloured batch."
-    logits = model.color_logits(images)
+    logits = unwrap(model).color_logits(images)  # under torchrun too: DDP's gradient hooks are on the parameters
     batch, cells, _ = _centre_cells({'heatmap': logits[:, 0], 'image_size': (images.shape[-1], images.shape[-2])},
                                     targets)
     labels = torch.cat([t['labels'][:, ATTRIBUTE_NAMES.index('color')] for t in targets]).to(logits.device)
