@@ -70,6 +70,7 @@ class PerceptionConfig:
 # %% ../nbs/09_perception.ipynb #19ae0cfe
 ATTRIBUTE_SIZES = tuple(len(ATTRIBUTES[a]) for a in ATTRIBUTE_NAMES)
 STRIDE = 4  # the output map is 1/4 of the model's input size
+_COLOR = ATTRIBUTE_NAMES.index('color')  # the color's column in the labels
 _MEAN_DEPTH = 11.  # typical camera distance of a CLEVR object; the depth channel starts there
 
 class Perception(nn.Module):
@@ -92,7 +93,7 @@ class Perception(nn.Module):
         self.color_path = nn.Sequential(  # color is local and low-level: a few convolutions on the pixels see it
             nn.Conv2d(3, config.color_path, STRIDE, STRIDE, bias=False), nn.BatchNorm2d(config.color_path),
             nn.ReLU(inplace=True), _conv_bn(config.color_path, config.color_path),
-            nn.Conv2d(config.color_path, ATTRIBUTE_SIZES[0], 1)) if config.color_path else None
+            nn.Conv2d(config.color_path, ATTRIBUTE_SIZES[_COLOR], 1)) if config.color_path else None
         nn.init.constant_(self.heatmap[-1].bias, -math.log(99))  # start with 1% centre probability everywhere
         with torch.no_grad(): self.objects[-1].bias[2] = _MEAN_DEPTH
 
@@ -176,7 +177,7 @@ def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict]) -> torc
     per_object = F.smooth_l1_loss(predicted, truth, reduction='none').mean(1)
     return (per_object * known).sum() / known.sum().clamp(min=1)
 
-IGNORED = -100  # an attribute label that teaches nothing (`recolor_batch` gives it to the colors it changed)
+IGNORED = -100  # an attribute label that teaches nothing (`recolor_batch` gives it to every color: see `color_loss`)
 
 def _attribute_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "Cross entropy of the (n, C) logits over the labels that are not `IGNORED`; 0 when every one is."
@@ -572,12 +573,11 @@ def recolor_batch(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
                  ) -> tuple:
     "A `share` of the images recoloured object by object; every image's color labels `IGNORED` (see `color_loss`)."
     chosen = (torch.rand(len(images), generator=generator) < share).tolist()
-    color = ATTRIBUTE_NAMES.index('color')
     out, relabelled = images.clone(), []
     for i, t in enumerate(targets):
         labels = t['labels'].clone()
         if chosen[i] and len(t['pixels']): out[i] = recolor_objects(images[i], t['pixels'].float(), generator)
-        labels[:, color] = IGNORED
+        labels[:, _COLOR] = IGNORED
         relabelled.append({**t, 'labels': labels})
     return out, relabelled
 
@@ -590,7 +590,7 @@ def color_loss(model: Perception, # the network (or its DistributedDataParallel 
     logits = unwrap(model).color_logits(images)  # under torchrun too: DDP's gradient hooks are on the parameters
     batch, cells, _ = _centre_cells({'heatmap': logits[:, 0], 'image_size': (images.shape[-1], images.shape[-2])},
                                     targets)
-    labels = torch.cat([t['labels'][:, ATTRIBUTE_NAMES.index('color')] for t in targets]).to(logits.device)
+    labels = torch.cat([t['labels'][:, _COLOR] for t in targets]).to(logits.device)
     return _attribute_loss(logits[batch.to(logits.device), :, cells[:, 1], cells[:, 0]].float(), labels)
 
 # %% ../nbs/09_perception.ipynb #cfc0fd59
@@ -609,7 +609,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                            flip: bool = True, # mirror half of the training images (see `flip_batch`)
                            photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
-                           recolor: float = 0., # share of images recoloured, their colors unlabelled (`recolor_batch`)
+                           recolor: float = 0., # share of images recoloured, color then learned apart (`recolor_batch`)
                            train_split: str = 'train', # split trained on (CoGenT: trainA)
                            val_split: str = 'val', # split scored after every epoch (CoGenT: valA)
                           ) -> Perception:
@@ -634,7 +634,7 @@ def finetune_perception_stage(model: Perception, # perception trained on the syn
                               max_shift: int = 4, # random translation of each training batch, in pixels (0: none)
                               flip: bool = True, # mirror half of the training images (see `flip_batch`)
                               photometric: float = 1., # strength of each image's change of look (`photometric_batch`)
-                              recolor: float = 0., # share of images recoloured, colors unlabelled (`recolor_batch`)
+                              recolor: float = 0., # share of images recoloured, color then learned apart (`recolor_batch`)
                              ) -> Perception:
     "Fine-tune perception on Blender renders of CLEVR's assets and as many synthetic images; returns the model."
     size = model.config.input_size
