@@ -26,8 +26,8 @@ from .train import *
 # %% auto #0
 __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_configs', 'open_dataset', 'is_main_process',
            'ensure_dataset', 'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage',
-           'sync_buffers', 'train_all', 'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation',
-           'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+           'train_all', 'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation', 'eval_main',
+           'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
@@ -201,15 +201,6 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
               "keeping the model as it was")
     return model.eval()
 
-# %% ../nbs/12_pipeline.ipynb #5a551a03
-def sync_buffers(model: torch.nn.Module, # the same model in every torchrun process
-                ) -> torch.nn.Module:
-    "The model with the first process's buffers (BatchNorm statistics) in every process; unchanged outside torchrun."
-    if dist.is_initialized():
-        for buffer in model.buffers(): dist.broadcast(buffer, src=0)
-    return model
-
-
 # %% ../nbs/12_pipeline.ipynb #85c4ed2d
 STAGES = ('perception', 'blender', 'parser', 'e2e')
 
@@ -250,10 +241,10 @@ def train_all(root, # dataset root, official layout
         q = train_parser_stage(dataset_questions(root, train_split), dataset_questions(root, val_split),
                                replace(parser, out_dir=str(out / 'parser'))); ran.append('parser')
     else: q = previous.parser
-    model = sync_buffers(NeuroSymbolicVQA(p, q))
+    model = NeuroSymbolicVQA(p, q)
     if is_main_process(): model.save(out / 'model.pt')
     if 'e2e' in stages and e2e.epochs > 0:
-        model = sync_buffers(train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')), split=train_split))
+        model = train_e2e_stage(model, root, replace(e2e, out_dir=str(out / 'e2e')), split=train_split)
         if is_main_process(): model.save(out / 'model.pt')
         ran.append('e2e')
     print(f"trained {', '.join(ran) or 'nothing'} in {(time.time() - started) / 60:.1f} min; "

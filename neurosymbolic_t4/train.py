@@ -334,12 +334,25 @@ def train_step(self: Trainer, batch # one collated batch
     self.scaler.step(self.optimizer); self.scaler.update()
     return {'loss': loss.item(), **parts}
 
+# %% ../nbs/08_train.ipynb #c608c89c
+@patch
+def average_buffers(self: Trainer):
+    "Each floating buffer (BatchNorm statistics) averaged over the torchrun processes, the rest taken from the first."
+    if self.world == 1: return
+    for buffer in self.model.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer)
+            buffer /= self.world
+        else: dist.broadcast(buffer, src=0)
+
+
 # %% ../nbs/08_train.ipynb #bc67de48
 @patch
 def end_epoch(self: Trainer, seconds: float # the epoch's duration
              ) -> dict:
-    "Evaluate, step a plateau schedule, record history, keep the best checkpoint, plot, log."
+    "Average buffers over processes, evaluate, step a plateau schedule, record history, keep the best, plot, log."
     losses, self.epoch_losses = self.epoch_losses, []
+    self.average_buffers()
     metrics = self.eval_fn(self.model) if self.eval_fn is not None and self.is_main else {}
     if self.world > 1:  # every process takes the same schedule decisions
         shared = [metrics]; dist.broadcast_object_list(shared, src=0); metrics = shared[0]
