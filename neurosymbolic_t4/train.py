@@ -334,7 +334,7 @@ def train_step(self: Trainer, batch # one collated batch
     self.scaler.step(self.optimizer); self.scaler.update()
     return {'loss': loss.item(), **parts}
 
-# %% ../nbs/08_train.ipynb #c608c89c
+# %% ../nbs/08_train.ipynb #a06bb08c
 @patch
 def average_buffers(self: Trainer):
     "Each floating buffer (BatchNorm statistics) averaged over the torchrun processes, the rest taken from the first."
