@@ -56,6 +56,8 @@ def resize_images(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
 class PerceptionConfig:
     "Hyper-parameters of the perception network (saved in its checkpoints, so a checkpoint rebuilds the model)."
     input_size: tuple = (240, 160)  # (width, height) read: half CLEVR's 480x320; small objects still span 4+ map cells
+    stem: int = 16  # channels of the stem's first 3x3 stride-2 convolution (a second one reaches widths[0] at stride
+                    # 4); 0: one 4x4 stride-4 patch convolution instead, as models saved before 2026-12-01 have
     widths: tuple = (32, 64, 128)  # channels of the stride 4, 8, 16 stages: enough for 15 classes, fast on a CPU
     blocks: tuple = (1, 1, 2)  # residual blocks per stage; the deepest stage sees whole objects, so it gets two
     fpn: int = 32  # channels of the fused stride-4 map the heads read
@@ -80,8 +82,9 @@ class Perception(nn.Module):
         super().__init__()
         self.config = config = config or PerceptionConfig()
         widths, fpn, head = config.widths, config.fpn, config.head
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], STRIDE, STRIDE, bias=False), nn.BatchNorm2d(widths[0]),
-                                  nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(_conv_bn(3, config.stem, 2), _conv_bn(config.stem, widths[0], 2)) if config.stem \
+            else nn.Sequential(nn.Conv2d(3, widths[0], STRIDE, STRIDE, bias=False), nn.BatchNorm2d(widths[0]),
+                               nn.ReLU(inplace=True))  # sees each 4x4 patch once: small objects' shapes blur
         self.stages = nn.ModuleList(nn.Sequential(*([_conv_bn(cin, cout, 2)] if cin else []),
                                                   *[_Residual(cout) for _ in range(n)])
                                     for cin, cout, n in zip((0, *widths[:-1]), widths, config.blocks))
@@ -658,7 +661,7 @@ def perception_checkpoint(model: Perception # the model to save
 def perception_from_checkpoint(checkpoint: dict # `perception_checkpoint`'s dict, loaded
                               ) -> Perception:
     "A `Perception` rebuilt from a loaded checkpoint dict (`config` and `state_dict`)."
-    model = Perception(PerceptionConfig(**checkpoint['config']))
+    model = Perception(PerceptionConfig(**{'stem': 0, **checkpoint['config']}))  # no stem saved: the patch stem
     model.load_state_dict(checkpoint['state_dict'])
     return model.eval()
 
