@@ -23,12 +23,13 @@ from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwra
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'IGNORED', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images', 'PerceptionConfig',
-           'Perception', 'centre_heatmap', 'focal_loss', 'perception_loss', 'find_peaks', 'decode_scenes',
-           'mirror_back', 'average_readings', 'perception_outputs', 'match_objects', 'perception_metrics',
-           'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch',
-           'flip_batch', 'photometric_batch', 'augmented_perception_loss', 'recolor_objects', 'recolor_batch',
-           'color_loss', 'train_perception_stage', 'finetune_perception_stage', 'perception_checkpoint',
-           'perception_from_checkpoint', 'save_perception', 'load_perception', 'measure_latency']
+           'Perception', 'reading_cells', 'centre_heatmap', 'focal_loss', 'perception_loss', 'find_peaks',
+           'decode_scenes', 'mirror_back', 'average_readings', 'perception_outputs', 'match_objects',
+           'perception_metrics', 'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception',
+           'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch', 'augmented_perception_loss',
+           'recolor_objects', 'recolor_batch', 'color_loss', 'train_perception_stage', 'finetune_perception_stage',
+           'perception_checkpoint', 'perception_from_checkpoint', 'save_perception', 'load_perception',
+           'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -145,6 +146,29 @@ def _centre_cells(outputs: dict, targets: Sequence[dict]) -> tuple:
     batch = torch.cat([torch.full((len(t['pixels']),), i) for i, t in enumerate(targets)])
     return batch, whole.long(), cells - whole
 
+# %% ../nbs/09_perception.ipynb #ce235f72
+_NEAREST_2X2 = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]])  # a 2x2 block of cells from its top-left one
+
+def reading_cells(outputs: dict, # the model's outputs (for the map and image sizes)
+                  targets: Sequence[dict], # per-image targets (pixels: the objects' centres)
+                 ) -> tuple:
+    "Batch index, object index, cell (x, y) and offset of the 2x2 cells nearest each centre; the nearest object claims a cell."
+    h, w = outputs['heatmap'].shape[-2:]
+    scale = torch.tensor([w / outputs['image_size'][0], h / outputs['image_size'][1]])
+    centres = torch.cat([t['pixels'].float() * scale for t in targets])  # in cells; cell (i, j) has its centre at +0.5
+    batch = torch.cat([torch.full((len(t['pixels']),), i) for i, t in enumerate(targets)])
+    objects = torch.arange(len(centres)).repeat_interleave(len(_NEAREST_2X2))
+    cells = ((centres - 0.5).floor()[:, None] + _NEAREST_2X2).flatten(0, 1)
+    cells = cells.clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.]))
+    distance = ((cells + 0.5 - centres[objects]) ** 2).sum(1)
+    key = (batch[objects] * h + cells[:, 1].long()) * w + cells[:, 0].long()
+    order = distance.argsort(stable=True)
+    order = order[key[order].argsort(stable=True)]  # by cell, nearest object first
+    first = torch.ones(len(order), dtype=torch.bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    kept = order[first]
+    return batch[objects[kept]], objects[kept], cells[kept].long(), centres[objects[kept]] - cells[kept]
+
 # %% ../nbs/09_perception.ipynb #dbff27e9
 def centre_heatmap(batch: torch.Tensor, # (n,) image index of each centre
                    cells: torch.Tensor, # (n, 2) integer cell (x, y) of each centre
@@ -172,11 +196,11 @@ def focal_loss(logits: torch.Tensor, # heatmap logits
     return loss.sum() / pos.sum().clamp(min=1)
 
 # %% ../nbs/09_perception.ipynb #452ff867
-def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict]) -> torch.Tensor:
-    "Smooth L1 of the (n, 3) predicted 3D coordinates against the targets', over objects of images not `mirrored`."
+def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict], objects: torch.Tensor) -> torch.Tensor:
+    "Smooth L1 of (n, 3) predicted 3D coordinates against those of `objects`, over objects of images not `mirrored`."
     known = torch.cat([torch.full((len(t['coords']),), not t.get('mirrored', False)) for t in targets])
-    known = known.to(predicted.device)
-    truth = torch.cat([t['coords'] for t in targets]).to(predicted.device)
+    known = known[objects].to(predicted.device)
+    truth = torch.cat([t['coords'] for t in targets])[objects].to(predicted.device)
     per_object = F.smooth_l1_loss(predicted, truth, reduction='none').mean(1)
     return (per_object * known).sum() / known.sum().clamp(min=1)
 
@@ -192,17 +216,17 @@ def perception_loss(outputs: dict, # the model's outputs
                     sigma: float = 1., # width of the centre bumps, in output cells
                    ) -> tuple:
     "Total training loss and its parts (heatmap, offset, depth, coords and one per attribute) as floats."
-    batch, cells, offsets = _centre_cells(outputs, targets)
+    centre_batch, centre_cells, _ = _centre_cells(outputs, targets)
     device = outputs['heatmap'].device
-    batch, cells, offsets = batch.to(device), cells.to(device), offsets.to(device)
-    at = lambda m: m[batch, :, cells[:, 1], cells[:, 0]]  # (n, C) read at the centres
-    heat = centre_heatmap(batch.cpu(), cells.cpu(), outputs['heatmap'].shape, sigma).to(device)
-    labels = torch.cat([t['labels'] for t in targets]).to(device)
+    heat = centre_heatmap(centre_batch, centre_cells, outputs['heatmap'].shape, sigma).to(device)
+    batch, objects, cells, offsets = (x.to(device) for x in reading_cells(outputs, targets))
+    at = lambda m: m[batch, :, cells[:, 1], cells[:, 0]]  # (n, C) read at the cells of `reading_cells`
+    labels = torch.cat([t['labels'] for t in targets]).to(device)[objects]
     parts = {'heatmap': focal_loss(outputs['heatmap'].float(), heat),
              'offset': F.smooth_l1_loss(at(outputs['offset']).float(), offsets),
              'depth': F.smooth_l1_loss(outputs['depth'][batch, cells[:, 1], cells[:, 0]].float(),
-                                       torch.cat([t['depth'] for t in targets]).to(device)),
-             'coords': _known_coords_loss(at(outputs['coords']).float(), targets)}
+                                       torch.cat([t['depth'] for t in targets]).to(device)[objects]),
+             'coords': _known_coords_loss(at(outputs['coords']).float(), targets, objects)}
     for k, name in enumerate(ATTRIBUTE_NAMES): parts[name] = _attribute_loss(at(outputs['logits'][name]).float(),
                                                                              labels[:, k])
     loss = sum(parts.values())
