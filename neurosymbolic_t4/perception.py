@@ -613,12 +613,12 @@ def color_loss(model: Perception, # the network (or its DistributedDataParallel 
                images: torch.Tensor, # (B, 3, H, W) the images in their true colors
                targets: Sequence[dict], # their targets (labels, pixels)
               ) -> torch.Tensor:
-    "Cross entropy of the color logits at the true object centres: the color pass of a recoloured batch."
+    "Cross entropy of the color logits at the cells nearest the object centres: the color pass of a recoloured batch."
     logits = unwrap(model).color_logits(images)  # under torchrun too: DDP's gradient hooks are on the parameters
-    batch, cells, _ = _centre_cells({'heatmap': logits[:, 0], 'image_size': (images.shape[-1], images.shape[-2])},
-                                    targets)
-    labels = torch.cat([t['labels'][:, _COLOR] for t in targets]).to(logits.device)
-    return _attribute_loss(logits[batch.to(logits.device), :, cells[:, 1], cells[:, 0]].float(), labels)
+    batch, objects, cells, _ = (x.to(logits.device) for x in reading_cells(
+        {'heatmap': logits[:, 0], 'image_size': (images.shape[-1], images.shape[-2])}, targets))
+    labels = torch.cat([t['labels'][:, _COLOR] for t in targets]).to(logits.device)[objects]
+    return _attribute_loss(logits[batch, :, cells[:, 1], cells[:, 0]].float(), labels)
 
 # %% ../nbs/09_perception.ipynb #cfc0fd59
 def _numbers(d: dict) -> dict: return {k: float(v) for k, v in d.items() if isinstance(v,
