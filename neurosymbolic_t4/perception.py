@@ -137,14 +137,18 @@ class Perception(nn.Module):
 
 
 # %% ../nbs/09_perception.ipynb #a7abf7c9
-def _centre_cells(outputs: dict, targets: Sequence[dict]) -> tuple:
-    "Batch index, integer cell (x, y) and sub-cell offset of every target object's centre on the output map."
+def _map_centres(outputs: dict, targets: Sequence[dict]) -> tuple:
+    "Batch index and position (x, y) on the output map, in cells, of every target object's centre."
     h, w = outputs['heatmap'].shape[-2:]
     scale = torch.tensor([w / outputs['image_size'][0], h / outputs['image_size'][1]])
-    cells = torch.cat([t['pixels'].float() * scale for t in targets])
-    whole = cells.floor().clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.]))
     batch = torch.cat([torch.full((len(t['pixels']),), i) for i, t in enumerate(targets)])
-    return batch, whole.long(), cells - whole
+    return batch, torch.cat([t['pixels'].float() * scale for t in targets])
+
+def _centre_cells(outputs: dict, targets: Sequence[dict]) -> tuple:
+    "Batch index and integer cell (x, y) of every target object's centre on the output map."
+    h, w = outputs['heatmap'].shape[-2:]
+    batch, centres = _map_centres(outputs, targets)
+    return batch, centres.floor().clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.])).long()
 
 # %% ../nbs/09_perception.ipynb #ce235f72
 _NEAREST_2X2 = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]])  # a 2x2 block of cells from its top-left one
@@ -154,9 +158,7 @@ def reading_cells(outputs: dict, # the model's outputs (for the map and image si
                  ) -> tuple:
     "Batch index, object index, cell (x, y) and offset of the 2x2 cells nearest each centre; the nearest object claims a cell."
     h, w = outputs['heatmap'].shape[-2:]
-    scale = torch.tensor([w / outputs['image_size'][0], h / outputs['image_size'][1]])
-    centres = torch.cat([t['pixels'].float() * scale for t in targets])  # in cells; cell (i, j) has its centre at +0.5
-    batch = torch.cat([torch.full((len(t['pixels']),), i) for i, t in enumerate(targets)])
+    batch, centres = _map_centres(outputs, targets)  # in cells; cell (i, j) has its centre at (i + 0.5, j + 0.5)
     objects = torch.arange(len(centres)).repeat_interleave(len(_NEAREST_2X2))
     cells = ((centres - 0.5).floor()[:, None] + _NEAREST_2X2).flatten(0, 1)
     cells = cells.clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.]))
@@ -216,7 +218,7 @@ def perception_loss(outputs: dict, # the model's outputs
                     sigma: float = 1., # width of the centre bumps, in output cells
                    ) -> tuple:
     "Total training loss and its parts (heatmap, offset, depth, coords and one per attribute) as floats."
-    centre_batch, centre_cells, _ = _centre_cells(outputs, targets)
+    centre_batch, centre_cells = _centre_cells(outputs, targets)
     device = outputs['heatmap'].device
     heat = centre_heatmap(centre_batch, centre_cells, outputs['heatmap'].shape, sigma).to(device)
     batch, objects, cells, offsets = (x.to(device) for x in reading_cells(outputs, targets))
