@@ -35,16 +35,14 @@ DATA_DEFAULTS = dict(
     train_images=6000,  # generated train images: perception reads 92% of val scenes fully right with these (dbc153a)
     val_images=500,  # generated val images: enough for accuracy to 0.5 points
     questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser
-    blender_images=512,  # Blender renders of CLEVR's assets for the blender stage (when Blender is present);
-                         # 512 read real renders better than 256 (shape, scenes fully right), ~0.7 s each
+    blender_images=512,  # Blender renders of CLEVR's assets perception also learns from (when Blender is present);
+                         # 512 read real renders better than 256 (shape, scenes fully right), ~0.8 s each
 )
 
 STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
     'perception': TrainConfig(epochs=14, batch_size=32, lr=3e-3, weight_decay=0.05,
-                              warmup_steps=50),  # strong decay: 6,000 images; 14 epochs of the conv stem take
-                              # the time 16 of the patch stem took, and 8 already read as well (see Perception)
-    'blender': TrainConfig(epochs=15, batch_size=32, lr=1e-3, weight_decay=0.05,
-                           warmup_steps=10),  # fine-tuning: a third of the lr
+                              warmup_steps=50),  # strong decay: 6,000 images (and 512 renders twice) per epoch;
+                              # 8 epochs already read as well (see Perception), 14 fit the main job's 45 minutes
     'parser': TrainConfig(epochs=2, batch_size=64, lr=2e-3, warmup_steps=50),  # 100% exact match on generated val,
     # 1000/1000 on the real sample's annotated scenes (2026-12-01; 4 epochs: 999, in twice the time)
     'e2e': TrainConfig(epochs=0, batch_size=16, lr=1e-4, warmup_steps=50),  # off: on synthetic images only, it made
@@ -54,13 +52,13 @@ STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
 # %% ../nbs/12_pipeline.ipynb #960cf01c
 def stage_configs(epochs: dict | None = None, # {stage: epochs} overriding the table's
                   batch_size: int | None = None, # every stage's batch size (None: the table's)
-                  lr: float | None = None, # every stage's learning rate (blender: a third; None: the table's)
+                  lr: float | None = None, # every stage's learning rate (None: the table's)
                   **common, # further `TrainConfig` fields set for every stage (schedule, amp, device, seed, ...)
                  ) -> dict:
     "Each stage's `TrainConfig`: `STAGE_DEFAULTS` with the given overrides."
     epochs = epochs or {}
     return {stage: replace(cfg, epochs=epochs.get(stage, cfg.epochs), batch_size=batch_size or cfg.batch_size,
-                           lr=(lr / 3 if stage == 'blender' else lr) if lr else cfg.lr, **common)
+                           lr=lr or cfg.lr, **common)
             for stage, cfg in STAGE_DEFAULTS.items()}
 
 # %% ../nbs/12_pipeline.ipynb #8091408a
@@ -118,12 +116,12 @@ def ensure_blender_renders(root, # the synthetic dataset's root: the renders go 
                            seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
                            blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
                           ) -> Path | None:
-    "The `blender` stage's training set, rendered (or resumed) when Blender and CLEVR's assets exist; else None."
+    "Blender renders perception learns from, rendered (or resumed) when Blender and CLEVR's assets exist; else None."
     if not images: return None
     try: find_blender(), find_blender_assets(blender_assets)
     except BlenderSetupError as e:
-        print(f"no Blender fine-tuning set: {e}. Perception will read real CLEVR images less well (see the blender "
-              "stage)")
+        print(f"no Blender renders to learn from: {e}. Perception will read real CLEVR images less well (see "
+              "ensure_blender_renders)")
         return None
     out = Path(f'{Path(root)}_blender')
     made = out / '.shards' / 'train' / 'config.json'  # what `generate_dataset` recorded of renders already there
@@ -203,7 +201,7 @@ def train_e2e_stage(model: NeuroSymbolicVQA, # trained perception and parser
     return model.eval()
 
 # %% ../nbs/12_pipeline.ipynb #85c4ed2d
-STAGES = ('perception', 'blender', 'parser', 'e2e')
+STAGES = ('perception', 'parser', 'e2e')
 
 def train_all(root, # dataset root, official layout
               out_dir, # run folder
@@ -211,8 +209,7 @@ def train_all(root, # dataset root, official layout
               parser: TrainConfig, # the parser stage's settings
               e2e: TrainConfig, # the end-to-end stage's settings
               stages: tuple = STAGES, # which stages to run (a model.pt in out_dir supplies the others)
-              blender: TrainConfig | None = None, # the blender stage's settings (skipped when None)
-              blender_root=None, # Blender renders for the blender stage (skipped when None)
+              renders=None, # Blender renders perception learns from beside root's images (None: none)
               train_split: str = 'train', # the split trained on (CoGenT: trainA)
               val_split: str = 'val', # the split scored after every epoch (CoGenT: valA)
               perception_model: PerceptionConfig | None = None, # the perception network; `PerceptionConfig()` when None
@@ -231,13 +228,9 @@ def train_all(root, # dataset root, official layout
     augmentation = {**({} if augment else NO_AUGMENTATION), 'recolor': recolor}  # recolor is its own switch
     if 'perception' in stages:
         p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')), perception_model,
-                                   train_split=train_split, val_split=val_split, **augmentation)
+                                   train_split=train_split, val_split=val_split, renders=renders, **augmentation)
         ran.append('perception')
     else: p = previous.perception
-    if 'blender' in stages and blender is not None and blender_root is not None and blender.epochs > 0:
-        p = finetune_perception_stage(p, root, blender_root, replace(blender, out_dir=str(out / 'blender')),
-                                      train_split=train_split, val_split=val_split, **augmentation)
-        ran.append('blender')
     if 'parser' in stages:
         q = train_parser_stage(dataset_questions(root, train_split), dataset_questions(root, val_split),
                                replace(parser, out_dir=str(out / 'parser'))); ran.append('parser')
@@ -280,16 +273,15 @@ def parse_size(text: str, # WIDTHxHEIGHT in pixels, e.g. '480x320'
 # %% ../nbs/12_pipeline.ipynb #b8edcab2
 def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (official layout); generated when missing
                out_dir: str = 'runs/nst4', # run folder: stage checkpoints, curves, model.pt
-               stages: str = 'perception,blender,parser,e2e', # comma-separated stages to run
+               stages: str = 'perception,parser,e2e', # comma-separated stages to run
                train_images: int = DATA_DEFAULTS['train_images'], # train images to generate when the dataset is missing
                val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
                perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs
-               blender_images: int = DATA_DEFAULTS['blender_images'], # renders for the blender stage (0: none)
-               blender_epochs: int = STAGE_DEFAULTS['blender'].epochs, # blender stage epochs
+               blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders perception also learns from (0: none)
                parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
                e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                batch_size: int = None, # override every stage's batch size
-               lr: float = None, # override every stage's learning rate (the blender stage gets a third)
+               lr: float = None, # override every stage's learning rate
                schedule: str = 'cosine', # cosine | onecycle | step | plateau | constant
                device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
                amp: str = 'auto', # auto (bf16 from sm_80, fp16 below, none on CPU) | bf16 | fp16 | off
@@ -313,15 +305,15 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                                         color_path=32 if recolor else 0)  # recoloured: color read on its own path
     if not 0 <= recolor <= 1: raise ValueError(f"--recolor {recolor}: give the share of images to recolour, 0 to 1")
     root = ensure_dataset(data_root, train_images, val_images, seed=seed, splits=(train_split, val_split))
-    epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
+    epochs = {'perception': perception_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
     configs = stage_configs(epochs, batch_size, lr, schedule=schedule, device=device, amp=amp,
                             clip_grad=clip_grad or None,
                             wandb=wandb, seed=seed)
     configs['parser'] = replace(configs['parser'], curriculum=stages_curriculum)  # difficulty: program length
     chosen = tuple(s.strip() for s in stages.split(','))
-    renders = ensure_blender_renders(root, blender_images) if 'blender' in chosen else None  # no renders unasked
+    renders = ensure_blender_renders(root, blender_images) if 'perception' in chosen else None  # none unasked
     return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
-                     blender=configs['blender'], blender_root=renders,
+                     renders=renders,
                      train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment,
                      recolor=recolor)
 
@@ -415,8 +407,7 @@ def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
                     train_images: int = DATA_DEFAULTS['train_images'], # train images to generate when missing
                     val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
                     perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs
-                    blender_images: int = DATA_DEFAULTS['blender_images'], # renders for the blender stage (0: none)
-                    blender_epochs: int = STAGE_DEFAULTS['blender'].epochs, # blender stage epochs
+                    blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders perception also learns from (0: none)
                     parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
                     e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                     batch_size: int = None, # override every stage's batch size (tiny runs)
@@ -429,10 +420,10 @@ def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
      "--perception-epochs 1 --parser-epochs 1")
     started, out = time.time(), Path(out_dir)
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
-    epochs = {'perception': perception_epochs, 'blender': blender_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
+    epochs = {'perception': perception_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
     configs = stage_configs(epochs, batch_size, seed=seed, device=device)
-    model = train_all(root, out, configs['perception'], configs['parser'], configs['e2e'], blender=configs['blender'],
-                      blender_root=ensure_blender_renders(root, blender_images))
+    model = train_all(root, out, configs['perception'], configs['parser'], configs['e2e'],
+                      renders=ensure_blender_renders(root, blender_images))
     report = evaluate_vqa(model, root, 'val', n_proofs=5)
     write_evaluation(report, out / 'eval_val.json')
     sample = report['proofs'][0]
