@@ -640,14 +640,14 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            recolor: float = 0., # share of images recoloured, color then learned apart (`recolor_batch`)
                            train_split: str = 'train', # split trained on (CoGenT: trainA)
                            val_split: str = 'val', # split scored after every epoch (CoGenT: valA)
-                           renders=None, # a Blender-rendered dataset whose train split joins every epoch (None: none)
+                           renders=None, # a Blender-rendered dataset whose `train_split` joins every epoch (None: none)
                            render_repeats: int = 2, # times each render is shown per epoch (512 renders: 15% of 7,024)
                           ) -> Perception:
     "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
     model_cfg = model_cfg or PerceptionConfig()
     train = CachedScenes(ClevrScenes(root, train_split), model_cfg.input_size)
     if renders is not None:
-        rendered = CachedScenes(ClevrScenes(renders, 'train'), model_cfg.input_size)
+        rendered = CachedScenes(ClevrScenes(renders, train_split), model_cfg.input_size)
         train = ConcatDataset([train] + [rendered] * render_repeats)
     val = _val_cache(root, val_split, max_val, model_cfg.input_size)
     model = Perception(model_cfg)

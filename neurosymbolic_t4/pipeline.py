@@ -32,7 +32,7 @@ __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_co
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
     data_root='data/CLEVR_synthetic',  # where the synthetic default dataset is generated (and looked for)
-    train_images=6000,  # generated train images: perception reads 92% of val scenes fully right with these (dbc153a)
+    train_images=6000,  # generated train images: perception reads 91% of val scenes fully right with these (8f2fce3)
     val_images=500,  # generated val images: enough for accuracy to 0.5 points
     questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser
     blender_images=512,  # Blender renders of CLEVR's assets perception also learns from (when Blender is present);
@@ -115,8 +115,11 @@ def ensure_blender_renders(root, # the synthetic dataset's root: the renders go 
                            size: tuple = (240, 160), # (width, height): rendered at the size perception reads
                            seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
                            blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
+                           split: str = 'train', # the split they join; its CoGenT condition holds for them (trainA: A)
                           ) -> Path | None:
     "Blender renders perception learns from, rendered (or resumed) when Blender and CLEVR's assets exist; else None."
+    if split not in ('train', 'trainA', 'trainB'):
+        raise ValueError(f"split={split!r}: Blender renders join a train split: train, trainA or trainB")
     if not images: return None
     try: find_blender(), find_blender_assets(blender_assets)
     except BlenderSetupError as e:
@@ -124,10 +127,11 @@ def ensure_blender_renders(root, # the synthetic dataset's root: the renders go 
               "ensure_blender_renders)")
         return None
     out = Path(f'{Path(root)}_blender')
-    made = out / '.shards' / 'train' / 'config.json'  # what `generate_dataset` recorded of renders already there
+    made = out / '.shards' / split / 'config.json'  # what `generate_dataset` recorded of renders already there
     if made.exists(): samples = json.loads(made.read_text()).get('samples', samples)
     return generate_dataset(out, train=images, val=0, questions_per_image=0, seed=seed, width=size[0],
-                            height=size[1], renderer='blender', samples=samples, blender_assets=blender_assets)
+                            height=size[1], cogent=split.removeprefix('train') or None, renderer='blender',
+                            samples=samples, blender_assets=blender_assets)
 
 
 # %% ../nbs/12_pipeline.ipynb #bab02ce4
@@ -311,7 +315,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                             wandb=wandb, seed=seed)
     configs['parser'] = replace(configs['parser'], curriculum=stages_curriculum)  # difficulty: program length
     chosen = tuple(s.strip() for s in stages.split(','))
-    renders = ensure_blender_renders(root, blender_images) if 'perception' in chosen else None  # none unasked
+    renders = ensure_blender_renders(root, blender_images, split=train_split) if 'perception' in chosen else None
     return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
                      renders=renders,
                      train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment,
