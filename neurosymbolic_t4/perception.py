@@ -155,7 +155,7 @@ _NEAREST_2X2 = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]])  # a 2x2 block of 
 def reading_cells(outputs: dict, # the model's outputs (for the map and image sizes)
                   targets: Sequence[dict], # per-image targets (pixels: the objects' centres)
                  ) -> tuple:
-    "Batch index, object index, cell (x, y) and offset of the 2x2 cells nearest each centre; the nearest object claims a cell."
+    "Batch and object index, cell (x, y) and offset of the 2x2 cells nearest each centre; a shared cell: the nearer."
     h, w = outputs['heatmap'].shape[-2:]
     batch, centres = _map_centres(outputs, targets)  # in cells; cell (i, j) has its centre at (i + 0.5, j + 0.5)
     objects = torch.arange(len(centres)).repeat_interleave(len(_NEAREST_2X2))

@@ -36,7 +36,7 @@ DATA_DEFAULTS = dict(
     val_images=500,  # generated val images: enough for accuracy to 0.5 points
     questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser
     blender_images=512,  # Blender renders of CLEVR's assets perception also learns from (when Blender is present);
-                         # 512 read real renders better than 256 (shape, scenes fully right), ~0.8 s each
+                         # 512 read real renders better than 256 (shape, scenes fully right), ~0.75 s each
 )
 
 STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
@@ -281,7 +281,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                train_images: int = DATA_DEFAULTS['train_images'], # train images to generate when the dataset is missing
                val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
                perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs
-               blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders perception also learns from (0: none)
+               blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders to learn from (0: none)
                parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
                e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                batch_size: int = None, # override every stage's batch size
@@ -411,7 +411,7 @@ def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
                     train_images: int = DATA_DEFAULTS['train_images'], # train images to generate when missing
                     val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
                     perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs
-                    blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders perception also learns from (0: none)
+                    blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders to learn from (0: none)
                     parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
                     e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                     batch_size: int = None, # override every stage's batch size (tiny runs)
