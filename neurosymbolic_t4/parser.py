@@ -162,11 +162,22 @@ class QuestionParser(nn.Module):
                mask: torch.Tensor, # (B, S) True at real question words
               ) -> tuple:
         "Logits (B, T, V) for the next token after each of `programs` (B, T), and the new decoder state."
-        out, state = self.decoder(self.drop(self.program_embed(programs)), state)
+        embedded = self.drop(self.program_embed(programs))
+        out, state = self.decoder(embedded, state) if programs.shape[1] > 1 else self.decoder_step(embedded, state)
         scores = self.attend(out) @ memory.transpose(1, 2)  # (B, T, S)
         weights = scores.masked_fill(~mask[:, None, :], -math.inf).softmax(-1)
         mixed = torch.tanh(self.combine(torch.cat([out, weights @ memory], -1)))
         return self.out(self.drop(mixed)), state
+
+    def decoder_step(self, embedded: torch.Tensor, # (B, 1, E) one embedded token per row
+                     state: tuple, # the decoder's (h, c), each (layers, B, H)
+                    ) -> tuple:
+        "`self.decoder` on one token, layer by layer with `torch.lstm_cell`: the same numbers, faster for one step."
+        (h, c), x, hs, cs = state, embedded[:, 0], [], []
+        for layer, weights in enumerate(self.decoder.all_weights):
+            x, cell = torch.lstm_cell(x, (h[layer], c[layer]), *weights)
+            hs.append(x); cs.append(cell)
+        return x[:, None], (torch.stack(hs), torch.stack(cs))
 
     def forward(self, questions: torch.Tensor, # (B, S) question ids
                 lengths: torch.Tensor, # (B,) their lengths
