@@ -26,8 +26,8 @@ from .train import *
 # %% auto #0
 __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_configs', 'open_dataset', 'is_main_process',
            'ensure_dataset', 'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage',
-           'train_all', 'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation', 'eval_main',
-           'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+           'train_all', 'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation',
+           'evaluation_name', 'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
@@ -338,13 +338,30 @@ def write_evaluation(report: dict, # from `evaluate_vqa`
     out.with_suffix('.proofs.txt').write_text('\n\n'.join(proofs) + '\n')
     return out
 
+# %% ../nbs/12_pipeline.ipynb #9ef69cbe
+def evaluation_name(root: Path, # the dataset evaluated
+                    split: str, # its split
+                    scenes: str, # predicted | ground_truth
+                    max_questions: int | None = None, # the first questions only (None: all)
+                    beam_size: int = 1, # parser decoding: 1 greedy
+                    answer_from: str = 'scene', # scene | distributions
+                    grammar: bool = True, # grammar-constrained decoding
+                    mirror: bool = True, # both perception readings
+                   ) -> str:
+    "The default file name of an evaluation report: its dataset, split and scenes, and every setting not the default."
+    changed = [f'first{max_questions}' if max_questions else '', f'beam{beam_size}' if beam_size != 1 else '',
+               answer_from if answer_from != 'scene' else '', '' if grammar else 'no-grammar',
+               '' if mirror else 'no-mirror']
+    return '_'.join(['eval', Path(root).name, split, scenes, *filter(None, changed)]) + '.json'
+
+
 # %% ../nbs/12_pipeline.ipynb #3ed3ea25
 def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_train
               data_root: str = DATA_DEFAULTS['data_root'], # a dataset folder or a folder holding one
               split: str = 'val', # split to evaluate (CoGenT: valA or valB)
               scenes: str = 'predicted', # predicted (full pipeline) | ground_truth (parser + executor only)
               max_questions: int = None, # evaluate the first questions only
-              out: str = None, # JSON report path (default: beside the checkpoint)
+              out: str = None, # JSON report path (default: beside the checkpoint, named by `evaluation_name`)
               device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
               beam_size: int = 1, # parser decoding: 1 greedy, more for beam search
               answer_from: str = 'scene', # scene (exact execution) | distributions (probabilistic execution)
@@ -360,7 +377,8 @@ def eval_main(checkpoint: str = 'runs/nst4/model.pt', # a model saved by nst4_tr
     model = load_vqa(checkpoint).to(device_and_precision(device, 'off')[0])  # the batches follow the model's device
     report = evaluate_vqa(model, root, split, scenes, max_questions, beam_size=beam_size, answer_from=answer_from,
                           constrained=grammar, mirror=mirror)
-    path = write_evaluation(report, out or Path(checkpoint).with_name(f"eval_{split}_{scenes}.json"))
+    name = evaluation_name(root, split, scenes, max_questions, beam_size, answer_from, grammar, mirror)
+    path = write_evaluation(report, out or Path(checkpoint).with_name(name))
     calibration = report['calibration']
     print(format_table(report))
     print(f"calibration: expected calibration error {calibration['ece']:.3f}; {calibration['flagged']} answers flagged")
