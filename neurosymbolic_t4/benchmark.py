@@ -690,8 +690,8 @@ def _accuracy_table(title: str, models: dict) -> list:
 
 def _equal_budget_table(r: dict) -> list:
     "Comparison 1's rows: each model's size, training minutes, accuracy overall and per question type."
-    return _accuracy_table(f"**Equal budget**: trained on {r['train_questions']:,} questions, accuracy per question type",
-                           r['models'])
+    title = f"**Equal budget**: trained on {r['train_questions']:,} questions, accuracy per question type"
+    return _accuracy_table(title, r['models'])
 
 def _training_ablation_table(r: dict) -> list:
     "Comparison 5's trained rows: ours as trained by default and with one training choice changed."

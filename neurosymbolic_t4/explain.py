@@ -102,7 +102,8 @@ def explained(source, # an `Explained`, `VQAAnswer`, `Execution`, `Proof` or `Ex
     if isinstance(source, Explained): e = source
     elif isinstance(source, VQAAnswer):
         if source.proof is None: raise ValueError(f"nothing ran, so there is no proof to show: {source.error}")
-        problems = '; '.join(p for p in (source.error, *source.warnings) if p) or None  # warnings: the confidence's flags
+        # the error, then the confidence's flags
+        problems = '; '.join(p for p in (source.error, *source.warnings) if p) or None
         e = Explained(source.proof, getattr(source, 'image', None), source.question, source.answer, source.confidence,
                       source.soft, problems)
     elif isinstance(source, Execution): e = Explained(source.proof, answer=source.answer)
