@@ -308,9 +308,11 @@ def perception_outputs(network, # a `Perception` (or its `torch.compile`d form)
     "The network's maps for `images`; with `mirror`, averaged with its reading of the mirrored images."
     if not mirror: return network(images)
     n = len(images)
-    if 2 * n > STACKED_MAX: return average_readings(network(images), mirror_back(network(images.flip(-1))))
-    both = network(torch.cat([images, images.flip(-1)]))  # one pass over a batch of 2B: one launch of each layer
-    return average_readings(_rows(both, slice(0, n)), mirror_back(_rows(both, slice(n, None))))
+    if 2 * n > STACKED_MAX: plain, mirrored = network(images), network(images.flip(-1))
+    else:  # one pass over a batch of 2B: one launch of each layer
+        both = network(torch.cat([images, images.flip(-1)]))
+        plain, mirrored = _rows(both, slice(0, n)), _rows(both, slice(n, None))
+    return average_readings(plain, mirror_back(mirrored))
 
 # %% ../nbs/09_perception.ipynb #2c69cee7
 @patch
