@@ -109,10 +109,10 @@ def ensure_dataset(root, # a dataset folder or a folder holding one (see `resolv
 
 
 # %% ../nbs/12_pipeline.ipynb #3cb19e2e
-def ensure_blender_renders(root, # the synthetic dataset's root: the renders go beside it, in `<root>_blender`
+def ensure_blender_renders(root, # the synthetic dataset's root: renders go beside it, in `<root>_blender[_WxH]`
                            images: int = DATA_DEFAULTS['blender_images'], # training images to render (0: none)
                            samples: int = 16, # Cycles samples per pixel (renders already there keep theirs)
-                           size: tuple = (240, 160), # (width, height): rendered at the size perception reads
+                           size: tuple = PerceptionConfig.input_size, # (width, height) perception reads: the renders' size
                            seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
                            blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
                            split: str = 'train', # the split they join; its CoGenT condition holds for them (trainA: A)
@@ -126,7 +126,8 @@ def ensure_blender_renders(root, # the synthetic dataset's root: the renders go 
         print(f"no Blender renders to learn from: {e}. Perception will read real CLEVR images less well (see "
               "ensure_blender_renders)")
         return None
-    out = Path(f'{Path(root)}_blender')
+    other_size = '' if tuple(size) == PerceptionConfig.input_size else f'_{size[0]}x{size[1]}'
+    out = Path(f'{Path(root)}_blender{other_size}')
     made = out / '.shards' / split / 'config.json'  # what `generate_dataset` recorded of renders already there
     if made.exists(): samples = json.loads(made.read_text()).get('samples', samples)
     return generate_dataset(out, train=images, val=0, questions_per_image=0, seed=seed, width=size[0],
@@ -315,7 +316,8 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                             wandb=wandb, seed=seed)
     configs['parser'] = replace(configs['parser'], curriculum=stages_curriculum)  # difficulty: program length
     chosen = tuple(s.strip() for s in stages.split(','))
-    renders = ensure_blender_renders(root, blender_images, split=train_split) if 'perception' in chosen else None
+    renders = (ensure_blender_renders(root, blender_images, size=perception_model.input_size, split=train_split)
+               if 'perception' in chosen else None)
     return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
                      renders=renders,
                      train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment,
