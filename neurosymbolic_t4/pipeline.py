@@ -32,7 +32,7 @@ __all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_co
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
     data_root='data/CLEVR_synthetic',  # where the synthetic default dataset is generated (and looked for)
-    train_images=6000,  # generated train images: perception reads 91% of val scenes fully right with these (8f2fce3)
+    train_images=6000,  # generated train images: perception reads 90% of val scenes fully right with these (fd3670d)
     val_images=500,  # generated val images: enough for accuracy to 0.5 points
     questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser
     blender_images=512,  # Blender renders of CLEVR's assets perception also learns from (when Blender is present);
@@ -112,7 +112,7 @@ def ensure_dataset(root, # a dataset folder or a folder holding one (see `resolv
 def ensure_blender_renders(root, # the synthetic dataset's root: renders go beside it, in `<root>_blender[_WxH]`
                            images: int = DATA_DEFAULTS['blender_images'], # training images to render (0: none)
                            samples: int = 16, # Cycles samples per pixel (renders already there keep theirs)
-                           size: tuple = PerceptionConfig.input_size, # (width, height) perception reads: the renders' size
+                           size: tuple = PerceptionConfig.input_size, # (width, height) perception reads, renders' too
                            seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
                            blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
                            split: str = 'train', # the split they join; its CoGenT condition holds for them (trainA: A)
