@@ -44,7 +44,7 @@ STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
                               warmup_steps=50),  # strong decay: 6,000 images (and 512 renders 4 times) per epoch;
                               # 8 epochs already read as well (see Perception), 12 fit the main job's 45 minutes
     'parser': TrainConfig(epochs=2, batch_size=64, lr=2e-3, warmup_steps=50),  # 100% exact match on generated val,
-    # 1000/1000 on the real sample's annotated scenes, in 2.1 min (main job 2026-12-02, the 128-wide parser)
+    # 1000/1000 on the real sample's annotated scenes (2026-12-01; 4 epochs: 999, in twice the time)
     'e2e': TrainConfig(epochs=0, batch_size=16, lr=1e-4, warmup_steps=50),  # off: on synthetic images only, it made
     # real renders read worse (main job 2026-12-01: 285 -> 281 of 300 real questions); --e2e-epochs 1 turns it on
 }
