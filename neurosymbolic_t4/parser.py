@@ -113,6 +113,8 @@ class ParserConfig:
     "Hyper-parameters of the question parser (saved in its checkpoints, so a checkpoint rebuilds the model)."
     embed_dim: int = 128  # word and program-token embedding size: CLEVR has ~80 question words and ~90 program tokens
     hidden_dim: int = 256  # encoder output (both directions) and decoder state: 99%+ exact match on generated questions
+                           # (128 with embed 64 is as exact after 60,000 questions, but after 2 epochs of 6,000 it
+                           # wrote 0.8% of programs right and 256 wrote 62%, 2026-12-02: width learns from fewer)
     layers: int = 1  # LSTM layers in encoder and decoder: one suffices for CLEVR's templated questions, and is fastest
     dropout: float = 0.1  # dropout on embeddings and before the output layer, against learning the templates by heart
     max_question_len: int = 64  # longer questions are cut to this many tokens (CLEVR's longest has 45)
