@@ -861,7 +861,8 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   blender_assets: str = None, # Blender assets (default: $NST4_CLEVR_BLENDER or shared/clevr_blender)
                   force: bool = False, # write into a folder holding files the generator did not make
                  ) -> Path:
-    "Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\nExample: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S"
+    ("Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\n"
+     "Example: nst4_generate --out DIR --train N --val N --questions-per-image K --seed S")
     root = generate_dataset(out, train=train, val=val, questions_per_image=questions_per_image, seed=seed,
                             width=width, height=height, cogent=cogent, workers=workers, look_jitter=look_jitter,
                             renderer=renderer, samples=samples, blender_assets=blender_assets, force=force)
