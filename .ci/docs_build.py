@@ -41,11 +41,13 @@ class exec_show_docs_only(exec_show_docs):
         if not _do_eval(cell): return
         trees = cell.parsed_()
         is_imp = lambda t: isinstance(t, (ast.Import, ast.ImportFrom))
-        if cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'} or all(map(is_imp, trees)) or _show_docs(trees):
+        exported = cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}
+        if exported or all(map(is_imp, trees)) or _show_docs(trees):
             self.k.cell(cell)
         else: self.k.run_cell('\n'.join(ast.unparse(t) for t in trees if is_imp(t)))
         if self.k.exc:
-            raise Exception(f"docs: error in {getattr(self.nb, 'path_', '?')}, cell {cell.idx_}:\n{cell.source}") from self.k.exc
+            where = f"{getattr(self.nb, 'path_', '?')}, cell {cell.idx_}"
+            raise Exception(f"docs: error in {where}:\n{cell.source}") from self.k.exc
 
 
 class DocsFilter(FilterDefaults):
@@ -95,7 +97,8 @@ _re_bar = re.compile(r'\d+%\|.*\|\s*\d+/\d*|\|\s*\d+/\d+ \[|\d+(?:\.\d+)?\s*[a-z
 
 
 def without_progress_bars(out: dict) -> dict | None:
-    "A stderr stream output without its tqdm progress bars (transient on screen, walls of text on a page); None when nothing else is left."
+    ("A stderr stream output without its tqdm progress bars (transient on screen, walls of text on a page); "
+     "None when nothing else is left.")
     if out.get('output_type') != 'stream' or out.get('name') != 'stderr': return out
     text = ''.join(out['text']) if isinstance(out['text'], list) else out['text']
     kept = [l for l in re.split(r'[\r\n]', text) if l.strip() and not _re_bar.search(l)]
@@ -176,7 +179,8 @@ def helps(scripts) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         runner = Path(tmp) / 'help_runner.py'
         runner.write_text(_HELP_RUNNER)
-        env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep)}
+        path = os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep)
+        env = {**os.environ, 'PYTHONPATH': path}
         r = subprocess.run([sys.executable, str(runner), json.dumps(scripts)], cwd=tmp, env=env,
                            capture_output=True, text=True, timeout=300)
     if r.returncode: sys.exit(f'docs: running the console scripts with --help failed:\n{r.stderr[-3000:]}')
@@ -189,7 +193,8 @@ def helps(scripts) -> dict:
 def _options(help_text: str) -> list[tuple[str, str]]:
     "(flag, description) for each option in an argparse help text (wrapped descriptions joined)."
     opts, cur = [], None
-    sect = help_text.split('options:', 1)[-1] if 'options:' in help_text else help_text.split('optional arguments:', 1)[-1]
+    heading = 'options:' if 'options:' in help_text else 'optional arguments:'  # Python 3.10+ | older argparse
+    sect = help_text.split(heading, 1)[-1]
     for line in sect.splitlines():
         m = re.match(r'^  (-\S.*?)(?:\s{2,}(.*))?$', line)
         if m:
@@ -264,11 +269,13 @@ def guide(cfg) -> str:
         parts.append(f'### `{name}`\n\n`{mod}:{fn}` &mdash; generated from `{name} --help`:\n')
         rows = [f'| `{flag}` | {desc.replace("|", chr(92) + "|")} |' for flag, desc in _options(h)]
         if rows: parts.append('| option | meaning |\n|---|---|\n' + '\n'.join(rows) + '\n')
-        parts.append('<details><summary>full <code>--help</code></summary>\n\n```text\n' + h.rstrip() + '\n```\n\n</details>\n')
+        parts.append('<details><summary>full <code>--help</code></summary>\n\n```text\n' + h.rstrip()
+                     + '\n```\n\n</details>\n')
     # the hand-written sections may only name options that some command really has
     known = {f for h in hs.values() for f in re.findall(r'(?<![\w-])--[a-z][\w-]*', h)}
     stale = sorted(set(re.findall(r'(?<![\w-])--[a-z][\w-]*', GUIDE_SECTIONS)) - known - {'--nproc_per_node'})
-    if stale: sys.exit(f'docs: the training guide names options no command has (update GUIDE_SECTIONS in .ci/docs_build.py): {", ".join(stale)}')
+    if stale: sys.exit('docs: the training guide names options no command has (update GUIDE_SECTIONS in '
+                       f'.ci/docs_build.py): {", ".join(stale)}')
     parts.append(GUIDE_SECTIONS)
     return '\n'.join(parts)
 
@@ -293,13 +300,14 @@ def build(out: Path, src: Path):
             warnings.simplefilter('always')
             DocsFilter()(nb)
         if any('imports and other code' in str(w.message) for w in ws):
-            print(f'docs:   note: {p.name} has cells mixing imports with other code; only their imports ran', flush=True)
+            print(f'docs:   note: {p.name} has cells mixing imports with other code; only their imports ran',
+                  flush=True)
         d, title = to_mkdocs_nb(nb, page, doc_url)
         dest = docs / page.with_suffix('.ipynb'); dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(json.dumps(d, indent=1))
         pages.append((page, title))
-        kinds[page.as_posix()] = ('home' if page.as_posix() == 'index.html' else 'tutorial' if page.parts[0] == 'tutorials'
-                                  else 'api' if exp else 'page')
+        kinds[page.as_posix()] = ('home' if page.as_posix() == 'index.html'
+                                  else 'tutorial' if page.parts[0] == 'tutorials' else 'api' if exp else 'page')
     for p in sorted(nbs.rglob('*.md')):   # hand-written markdown pages in nbs/ (not README-like dot/underscore files)
         rel = p.relative_to(nbs)
         if any(s.startswith(('_', '.')) for s in rel.parts): continue
@@ -319,7 +327,8 @@ def build(out: Path, src: Path):
     nav += [entry(*e) for e in top] + [{'Training guide': 'guide.md'}]
     subs = sorted({e[0].parts[0] for e in pages if len(e[0].parts) > 1})
     for s in subs:
-        nav.append({s.replace('_', ' ').capitalize(): [entry(*e) for e in pages if len(e[0].parts) > 1 and e[0].parts[0] == s]})
+        section = [entry(*e) for e in pages if len(e[0].parts) > 1 and e[0].parts[0] == s]
+        nav.append({s.replace('_', ' ').capitalize(): section})
     mk = {
         'site_name': cfg.get('title', cfg.lib_name), 'site_description': cfg.get('description', ''),
         'repo_url': cfg.get('git_url', ''), 'docs_dir': 'docs', 'site_dir': str(out.resolve()),
@@ -344,8 +353,9 @@ def build(out: Path, src: Path):
         t = h.read_text()
         if '<script src=""> </script>' in t: h.write_text(t.replace('<script src=""> </script>', ''))
     kinds['guide.html'] = 'guide'
-    (out / '_pages.json').write_text(json.dumps([{'page': pg.as_posix(), 'title': t, 'kind': kinds.get(pg.as_posix(), 'page')}
-                                                 for pg, t in pages + [(Path('guide.html'), 'Training guide')]], indent=1))
+    listed = pages + [(Path('guide.html'), 'Training guide')]
+    entries = [{'page': pg.as_posix(), 'title': t, 'kind': kinds.get(pg.as_posix(), 'page')} for pg, t in listed]
+    (out / '_pages.json').write_text(json.dumps(entries, indent=1))
     print(f'docs: built {len(pages) + 1} pages into {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} '
           f'in {time.time() - t0:.0f} s', flush=True)
 
