@@ -19,16 +19,18 @@ from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from .clevr import *
 from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
+from .synthetic import SIZE_RADIUS, Camera
 from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwrap
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'IGNORED', 'STACKED_MAX', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images',
-           'PerceptionConfig', 'Perception', 'reading_cells', 'centre_heatmap', 'focal_loss', 'perception_loss',
-           'find_peaks', 'decode_scenes', 'mirror_back', 'average_readings', 'perception_outputs', 'match_objects',
-           'perception_metrics', 'attribute_confusion', 'draw_objects', 'target_scene', 'evaluate_perception',
-           'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch', 'augmented_perception_loss',
-           'recolor_objects', 'recolor_batch', 'color_loss', 'train_perception_stage', 'perception_checkpoint',
-           'perception_from_checkpoint', 'save_perception', 'load_perception', 'measure_latency']
+           'PerceptionConfig', 'Perception', 'reading_cells', 'centre_heatmap', 'focal_loss', 'partly_hidden',
+           'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back', 'average_readings', 'perception_outputs',
+           'match_objects', 'perception_metrics', 'attribute_confusion', 'draw_objects', 'target_scene',
+           'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch',
+           'augmented_perception_loss', 'recolor_objects', 'recolor_batch', 'color_loss', 'train_perception_stage',
+           'perception_checkpoint', 'perception_from_checkpoint', 'save_perception', 'load_perception',
+           'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -56,6 +58,7 @@ def resize_images(images: torch.Tensor, # (B, 3, H, W) floats in [0, 1]
 class PerceptionConfig:
     "Hyper-parameters of the perception network (saved in its checkpoints, so a checkpoint rebuilds the model)."
     input_size: tuple = (240, 160)  # (width, height) read: half CLEVR's 480x320; small objects still span 4+ map cells
+                                    # (288x192, 8 epochs in the main job's time: real renders no better, 2026-12-02)
     stem: int = 16  # channels of the stem's first 3x3 stride-2 convolution (a second one reaches widths[0] at stride
                     # 4); 0: one 4x4 stride-4 patch convolution instead, as models saved before 2026-12-01 have
     widths: tuple = (32, 64, 128)  # channels of the stride 4, 8, 16 stages: enough for 15 classes, fast on a CPU
@@ -195,6 +198,20 @@ def focal_loss(logits: torch.Tensor, # heatmap logits
     p = log_p.exp()
     loss = -(pos * (1 - p) ** alpha * log_p + (1 - pos) * (1 - target) ** beta * p ** alpha * log_not_p)
     return loss.sum() / pos.sum().clamp(min=1)
+
+# %% ../nbs/09_perception.ipynb #e7cccdff
+_SIZE = ATTRIBUTE_NAMES.index('size')  # the size's column in the labels
+
+def partly_hidden(pixels: torch.Tensor, # (n, 2) the objects' centres in one image, in pixels
+                  depth: torch.Tensor, # (n,) their distances from the camera (CLEVR's pixel_coords[2])
+                  sizes: torch.Tensor, # (n,) their size labels (indices into `SIZES`)
+                  width: int, # the image's width in pixels (the focal length in pixels scales with it)
+                 ) -> torch.Tensor:
+    "Per object, whether a nearer object's outline overlaps its own, each outline a disc of its projected radius."
+    radius = torch.tensor([SIZE_RADIUS[s] for s in SIZES])[sizes.long()] * Camera().focal(width) / depth.float()
+    apart = torch.cdist(pixels.float(), pixels.float())
+    return ((apart < radius[:, None] + radius[None]) & (depth[None] < depth[:, None])).any(1)
+
 
 # %% ../nbs/09_perception.ipynb #452ff867
 def _known_coords_loss(predicted: torch.Tensor, targets: Sequence[dict], objects: torch.Tensor) -> torch.Tensor:
