@@ -24,13 +24,13 @@ from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwra
 
 # %% auto #0
 __all__ = ['ATTRIBUTE_SIZES', 'STRIDE', 'IGNORED', 'STACKED_MAX', 'NO_AUGMENTATION', 'PERCEPTION_KIND', 'resize_images',
-           'PerceptionConfig', 'Perception', 'reading_cells', 'centre_heatmap', 'focal_loss', 'partly_hidden',
-           'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back', 'average_readings', 'perception_outputs',
-           'match_objects', 'perception_metrics', 'attribute_confusion', 'draw_objects', 'target_scene',
-           'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch', 'photometric_batch',
-           'augmented_perception_loss', 'recolor_objects', 'recolor_batch', 'color_loss', 'train_perception_stage',
-           'perception_checkpoint', 'perception_from_checkpoint', 'save_perception', 'load_perception',
-           'measure_latency']
+           'PerceptionConfig', 'Perception', 'visible_centres', 'reading_points', 'reading_cells', 'centre_heatmap',
+           'focal_loss', 'partly_hidden', 'perception_loss', 'find_peaks', 'decode_scenes', 'mirror_back',
+           'average_readings', 'perception_outputs', 'match_objects', 'perception_metrics', 'attribute_confusion',
+           'draw_objects', 'target_scene', 'evaluate_perception', 'CachedScenes', 'shift_batch', 'flip_batch',
+           'photometric_batch', 'augmented_perception_loss', 'recolor_objects', 'recolor_batch', 'color_loss',
+           'train_perception_stage', 'perception_checkpoint', 'perception_from_checkpoint', 'save_perception',
+           'load_perception', 'measure_latency']
 
 # %% ../nbs/09_perception.ipynb #1dc99597
 def _conv_bn(cin: int, cout: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -138,33 +138,62 @@ class Perception(nn.Module):
         return self.color_path(resize_images(images, self.config.input_size) - 0.5)
 
 
-# %% ../nbs/09_perception.ipynb #a7abf7c9
-def _map_centres(outputs: dict, targets: Sequence[dict]) -> tuple:
-    "Batch index and position (x, y) on the output map, in cells, of every target object's centre."
-    h, w = outputs['heatmap'].shape[-2:]
-    scale = torch.tensor([w / outputs['image_size'][0], h / outputs['image_size'][1]])
-    batch = torch.cat([torch.full((len(t['pixels']),), i) for i, t in enumerate(targets)])
-    return batch, torch.cat([t['pixels'].float() * scale for t in targets])
+# %% ../nbs/09_perception.ipynb #86dd8b1d
+_SIZE = ATTRIBUTE_NAMES.index('size')  # the size's column in the labels
+_SQUARE = torch.cartesian_prod(torch.linspace(-1, 1, 9), torch.linspace(-1, 1, 9))  # a 9x9 grid over [-1, 1]^2
+_DISC = _SQUARE[_SQUARE.norm(dim=1) <= 1]  # its 49 points in the unit disc
 
-def _centre_cells(outputs: dict, targets: Sequence[dict]) -> tuple:
-    "Batch index and integer cell (x, y) of every target object's centre on the output map."
+def _projected_radius(depth: torch.Tensor, sizes: torch.Tensor, width: int) -> torch.Tensor:
+    "Each object's radius in pixels: CLEVR's radius of its size label times the focal length in pixels, over its depth."
+    return torch.tensor([SIZE_RADIUS[s] for s in SIZES])[sizes.long()] * Camera().focal(width) / depth.float()
+
+def visible_centres(pixels: torch.Tensor, # (n, 2) the objects' centres in one image, in pixels
+                    depth: torch.Tensor, # (n,) their distances from the camera (CLEVR's pixel_coords[2])
+                    sizes: torch.Tensor, # (n,) their size labels (indices into `SIZES`)
+                    width: int, # the image's width in pixels (the focal length in pixels scales with it)
+                   ) -> torch.Tensor:
+    "Per object, the mean of its projected disc's points that no nearer object's disc covers; its centre if none."
+    pixels, radius = pixels.float(), _projected_radius(depth, sizes, width)
+    points = pixels[:, None] + radius[:, None, None] * _DISC  # (n, p, 2)
+    inside = (points[:, :, None] - pixels[None, None]).norm(dim=-1) < radius  # (n, p, n): point in object k's disc
+    nearer = depth[None, :] < depth[:, None]  # (n, n): object k nearer than object i
+    shown = ~(inside & nearer[:, None]).any(-1)  # (n, p)
+    mean = (points * shown[..., None]).sum(1) / shown.sum(1, keepdim=True).clamp(min=1)
+    return torch.where(shown.any(1, keepdim=True), mean, pixels)
+
+
+# %% ../nbs/09_perception.ipynb #a7abf7c9
+def reading_points(outputs: dict, # the model's outputs (for the map and image sizes)
+                   targets: Sequence[dict], # per-image targets (pixels, depth, labels)
+                  ) -> tuple:
+    "Batch index, centre and visible centre (x, y) on the output map, in cells, of every target object."
     h, w = outputs['heatmap'].shape[-2:]
-    batch, centres = _map_centres(outputs, targets)
-    return batch, centres.floor().clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.])).long()
+    width = outputs['image_size'][0]
+    scale = torch.tensor([w / width, h / outputs['image_size'][1]])
+    batch = torch.cat([torch.full((len(t['pixels']),), i) for i, t in enumerate(targets)])
+    seen = [visible_centres(t['pixels'], t['depth'], t['labels'][:, _SIZE], width) for t in targets]
+    return batch, torch.cat([t['pixels'].float() * scale for t in targets]), torch.cat(seen) * scale
+
+def _peak_cells(outputs: dict, targets: Sequence[dict]) -> tuple:
+    "Batch index and integer cell (x, y) of every target object's visible centre: where its heatmap peaks."
+    h, w = outputs['heatmap'].shape[-2:]
+    batch, _, seen = reading_points(outputs, targets)
+    return batch, seen.floor().clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.])).long()
+
 
 # %% ../nbs/09_perception.ipynb #ce235f72
 _NEAREST_2X2 = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]])  # a 2x2 block of cells from its top-left one
 
 def reading_cells(outputs: dict, # the model's outputs (for the map and image sizes)
-                  targets: Sequence[dict], # per-image targets (pixels: the objects' centres)
+                  targets: Sequence[dict], # per-image targets (pixels, depth, labels)
                  ) -> tuple:
-    "Batch and object index, cell (x, y) and offset of the 2x2 cells nearest each centre; a shared cell: the nearer."
+    "Batch and object index, cell (x, y) and offset to the centre of the 2x2 cells nearest each visible centre."
     h, w = outputs['heatmap'].shape[-2:]
-    batch, centres = _map_centres(outputs, targets)  # in cells; cell (i, j) has its centre at (i + 0.5, j + 0.5)
+    batch, centres, seen = reading_points(outputs, targets)  # in cells; cell (i, j) has its centre at (i + .5, j + .5)
     objects = torch.arange(len(centres)).repeat_interleave(len(_NEAREST_2X2))
-    cells = ((centres - 0.5).floor()[:, None] + _NEAREST_2X2).flatten(0, 1)
+    cells = ((seen - 0.5).floor()[:, None] + _NEAREST_2X2).flatten(0, 1)
     cells = cells.clamp(min=torch.zeros(2), max=torch.tensor([w - 1., h - 1.]))
-    distance = ((cells + 0.5 - centres[objects]) ** 2).sum(1)
+    distance = ((cells + 0.5 - seen[objects]) ** 2).sum(1)  # a cell two objects reach belongs to the nearer
     key = (batch[objects] * h + cells[:, 1].long()) * w + cells[:, 0].long()
     order = distance.argsort(stable=True)
     order = order[key[order].argsort(stable=True)]  # by cell, nearest object first
@@ -200,15 +229,13 @@ def focal_loss(logits: torch.Tensor, # heatmap logits
     return loss.sum() / pos.sum().clamp(min=1)
 
 # %% ../nbs/09_perception.ipynb #e7cccdff
-_SIZE = ATTRIBUTE_NAMES.index('size')  # the size's column in the labels
-
 def partly_hidden(pixels: torch.Tensor, # (n, 2) the objects' centres in one image, in pixels
                   depth: torch.Tensor, # (n,) their distances from the camera (CLEVR's pixel_coords[2])
                   sizes: torch.Tensor, # (n,) their size labels (indices into `SIZES`)
                   width: int, # the image's width in pixels (the focal length in pixels scales with it)
                  ) -> torch.Tensor:
     "Per object, whether a nearer object's outline overlaps its own, each outline a disc of its projected radius."
-    radius = torch.tensor([SIZE_RADIUS[s] for s in SIZES])[sizes.long()] * Camera().focal(width) / depth.float()
+    radius = _projected_radius(depth, sizes, width)
     apart = torch.cdist(pixels.float(), pixels.float())
     return ((apart < radius[:, None] + radius[None]) & (depth[None] < depth[:, None])).any(1)
 
@@ -231,12 +258,12 @@ def _attribute_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def perception_loss(outputs: dict, # the model's outputs
                     targets: Sequence[dict], # per-image targets (labels, pixels, depth, coords)
-                    sigma: float = 1., # width of the centre bumps, in output cells
+                    sigma: float = 1., # width of the bumps at the visible centres, in output cells
                    ) -> tuple:
     "Total training loss and its parts (heatmap, offset, depth, coords and one per attribute) as floats."
-    centre_batch, centre_cells = _centre_cells(outputs, targets)
+    peak_batch, peak_cells = _peak_cells(outputs, targets)
     device = outputs['heatmap'].device
-    heat = centre_heatmap(centre_batch, centre_cells, outputs['heatmap'].shape, sigma).to(device)
+    heat = centre_heatmap(peak_batch, peak_cells, outputs['heatmap'].shape, sigma).to(device)
     batch, objects, cells, offsets = (x.to(device) for x in reading_cells(outputs, targets))
     at = lambda m: m[batch, :, cells[:, 1], cells[:, 0]]  # (n, C) read at the cells of `reading_cells`
     labels = torch.cat([t['labels'] for t in targets]).to(device)[objects]
