@@ -18,8 +18,9 @@ from .clevr import atomic_write_json
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'TRAIN_STATE', 'TrainConfig', 'allowed_difficulty', 'EpochSampler', 'lr_factor', 'LRSchedule',
-           'make_scheduler', 'device_and_precision', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint',
-           'load_checkpoint', 'setup_distributed', 'unwrap', 'Trainer', 'plot_history', 'start_wandb']
+           'make_scheduler', 'cpu_has_bf16', 'device_and_precision', 'rng_state', 'set_rng_state', 'seed_everything',
+           'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'unwrap', 'Trainer', 'plot_history',
+           'start_wandb']
 
 # %% ../nbs/08_train.ipynb #550d4fab
 @dataclass
@@ -38,7 +39,7 @@ class TrainConfig:
     patience: int = 1  # plateau: epochs without improvement before decaying
     clip_grad: float | None = 1.0  # max gradient norm; None to skip
     device: str = 'auto'  # auto (CUDA when there is a GPU, else CPU) | cpu | cuda | cuda:N (see `device_and_precision`)
-    amp: str = 'auto'  # auto (bf16 from sm_80, fp16 + grad scaler below, off on CPU) | bf16 | fp16 | off
+    amp: str = 'auto'  # auto (GPU: bf16 from sm_80, fp16 + grad scaler below; CPU: bf16 where native) | bf16 | fp16 | off
     seed: int = 0  # data order, initial weights (seeded before the model is used) and augmentation draws
     checkpoint_every: int = 0  # also checkpoint every this many steps (0: at epoch ends only)
     curriculum: list = field(default_factory=list)  # [[first_epoch, max_difficulty], ...], ascending epochs
@@ -142,21 +143,29 @@ def make_scheduler(optimizer: torch.optim.Optimizer, # the optimizer whose rates
     return LRSchedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
 
 # %% ../nbs/08_train.ipynb #03e05f62
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX tiles), as its autocast's kernels need to be fast."
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
 def device_and_precision(device: str = 'auto', # auto | cpu | cuda | cuda:N
                          amp: str = 'auto', # auto | bf16 | fp16 | off
                         ) -> tuple:
-    "(torch.device, autocast dtype or None): bf16 from sm_80, fp16 below, None on the CPU or when `amp` is off."
+    "(torch.device, autocast dtype or None): GPU bf16 from sm_80, fp16 below; CPU bf16 where native; None when off."
     if amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp={amp!r}: expected auto, bf16, fp16 or off")
     if device == 'auto': device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else 'cpu'
     device = torch.device(device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU here; use --device cpu (or auto)")
-    if device.type != 'cuda' or amp == 'off': return device, None
+    if amp == 'off': return device, None
+    if device.type != 'cuda':
+        if amp == 'fp16': raise ValueError("amp='fp16' on the CPU, which has no fast fp16 training; use bf16, auto or off")
+        return device, torch.bfloat16 if amp == 'bf16' or cpu_has_bf16() else None
     major, minor = torch.cuda.get_device_capability(device)
     if amp == 'bf16' and major < 8:
         raise ValueError(f"amp='bf16' on a GPU of compute capability sm_{major}{minor}, which has no native bf16; use "
                          "fp16 or auto")
     return device, torch.bfloat16 if amp == 'bf16' or (amp == 'auto' and major >= 8) else torch.float16
+
 
 # %% ../nbs/08_train.ipynb #88c04971
 def rng_state() -> dict:
