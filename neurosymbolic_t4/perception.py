@@ -138,7 +138,7 @@ class Perception(nn.Module):
         return self.color_path(resize_images(images, self.config.input_size) - 0.5)
 
 
-# %% ../nbs/09_perception.ipynb #86dd8b1d
+# %% ../nbs/09_perception.ipynb #83402179
 _SIZE = ATTRIBUTE_NAMES.index('size')  # the size's column in the labels
 _SQUARE = torch.cartesian_prod(torch.linspace(-1, 1, 9), torch.linspace(-1, 1, 9))  # a 9x9 grid over [-1, 1]^2
 _DISC = _SQUARE[_SQUARE.norm(dim=1) <= 1]  # its 49 points in the unit disc
