@@ -158,8 +158,7 @@ def device_and_precision(device: str = 'auto', # auto | cpu | cuda | cuda:N
         raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU here; use --device cpu (or auto)")
     if amp == 'off': return device, None
     if device.type != 'cuda':
-        if amp == 'fp16': raise ValueError("amp='fp16' on the CPU, which has no fast fp16 training; use bf16, auto or off")
-        return device, torch.bfloat16 if amp == 'bf16' or cpu_has_bf16() else None
+        return device, torch.bfloat16 if amp == 'bf16' or (amp == 'auto' and cpu_has_bf16()) else None  # fp16: GPU only
     major, minor = torch.cuda.get_device_capability(device)
     if amp == 'bf16' and major < 8:
         raise ValueError(f"amp='bf16' on a GPU of compute capability sm_{major}{minor}, which has no native bf16; use "
