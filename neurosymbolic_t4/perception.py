@@ -698,7 +698,7 @@ def train_perception_stage(root, # dataset root with train and val scenes and im
                            train_split: str = 'train', # split trained on (CoGenT: trainA)
                            val_split: str = 'val', # split scored after every epoch (CoGenT: valA)
                            renders=None, # a Blender-rendered dataset whose `train_split` joins every epoch (None: none)
-                           render_repeats: int = 4, # times each render is shown per epoch (512 renders: 25% of 8,048)
+                           render_repeats: int = 4, # times each render is shown per epoch (the main job's 1,024: 41% of 10,096)
                           ) -> Perception:
     "Train perception with the `Trainer`; returns the final model (the val scores are in the run's history)."
     model_cfg = model_cfg or PerceptionConfig()
