@@ -36,8 +36,8 @@ DATA_DEFAULTS = dict(
     val_images=500,  # generated val images: enough for accuracy to 0.5 points
     questions_per_image=10,  # as CLEVR (about 10 per image); 60,000 train questions for the parser
     blender_images=1024,  # Blender renders of CLEVR's assets perception also learns from (when Blender is present),
-                          # ~0.6 s each; 1,024 read our Blender val better than 512 (92.5% of scenes against 80-90%,
-                          # every object in full view right), real renders as well (2026-12-03)
+                          # 0.6-0.8 s each; 1,024 read our Blender val better than 512 (92.5% of scenes against
+                          # 80-90%), real renders as well or better (2026-12-03; see the README's main job)
 )
 
 STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
