@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, inspect, json, numbers, os, sys, typing, uuid
 import numpy as np
+import platformdirs
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -19,7 +20,7 @@ __all__ = ['COLORS', 'SHAPES', 'MATERIALS', 'SIZES', 'ATTRIBUTES', 'RELATIONS', 
            'SceneObject', 'Scene', 'scene_from_json', 'scene_to_json', 'Question', 'question_from_json',
            'question_to_json', 'image_filename', 'scenes_path', 'questions_path', 'image_path', 'load_scenes',
            'load_questions', 'atomic_write_json', 'save_scenes', 'save_questions', 'find_real_clevr', 'tiny_clevr',
-           'compute_relationships', 'command_parser', 'run_command']
+           'nst4_home', 'compute_relationships', 'command_parser', 'run_command']
 
 # %% ../nbs/00_clevr.ipynb #73ec1f8f
 COLORS = ('gray', 'red', 'blue', 'green', 'brown', 'purple', 'cyan', 'yellow')
@@ -471,6 +472,12 @@ def tiny_clevr() -> Path:
     from importlib.resources import files  # the installed package's folder, also from a notebook
     return Path(str(files('neurosymbolic_t4') / 'fixtures' / 'CLEVR_tiny'))
 
+
+# %% ../nbs/00_clevr.ipynb #796769ab
+def nst4_home() -> Path:
+    "The per-user folder for the project's downloads: `$NST4_HOME` when set, else the platform's user cache."
+    home = os.environ.get('NST4_HOME')
+    return Path(home).expanduser() if home else Path(platformdirs.user_cache_dir('neurosymbolic_t4'))
 
 # %% ../nbs/00_clevr.ipynb #74ed3ce1
 CLEVR_DIRECTIONS = {'right': [0.6563112735748291, 0.7544902563095093, 0.],
