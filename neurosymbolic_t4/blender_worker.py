@@ -64,7 +64,7 @@ def setup_render(width: int, height: int, # image size in pixels
     render.use_file_extension = False  # the file name is the one given
     render.threads_mode = 'AUTO'  # all CPU threads
     cycles.samples, cycles.use_adaptive_sampling = samples, False
-    cycles.use_denoising = cycles.use_preview_denoising = False  # Debian's Blender has no OpenImageDenoise
+    cycles.use_denoising = cycles.use_preview_denoising = False  # see the note below
     cycles.max_bounces = cycles.transparent_max_bounces = 8
     cycles.blur_glossy = 2.0
     return _use_gpu(scene) if gpu else 'CPU'

@@ -758,7 +758,8 @@ def download_main(dataset: str = 'clevr_mini', # dataset to fetch (a key of `DAT
                   retries: int = 5, # further attempts after a transient failure
                  ):
     ("Download datasets into DATA_ROOT in the layout the loaders expect.\n\n"
-     "Example: nst4_download --dataset clevr_mini --data-root DIR   or   nst4_download --dataset clevr_blender")
+     "Example: nst4_download --dataset clevr_mini --data-root DIR\n"
+     "Example: nst4_download --dataset clevr_blender")
     if archive is not None and not Path(archive).exists():
         raise FileNotFoundError(f"--archive {archive}: no such file or folder; give an archive you have, or leave "
                                 "--archive out to download")

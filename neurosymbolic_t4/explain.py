@@ -18,7 +18,7 @@ from .clevr import *
 from .executor import *
 from .soft_executor import SoftExecution, MAX_COUNT
 from .model import VQAAnswer
-from .synthetic import synthesize
+from .render import synthesize
 from .questions import generate_questions
 
 # %% auto #0

@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 from .clevr import *
 from .data import ATTRIBUTE_NAMES, ClevrScenes, collate_scenes
-from .synthetic import SIZE_RADIUS, Camera
+from .scenes import SIZE_RADIUS, Camera
 from .train import Trainer, TrainConfig, save_checkpoint, load_checkpoint, unwrap
 
 # %% auto #0

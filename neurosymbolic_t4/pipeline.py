@@ -4,8 +4,8 @@
 
 # %% ../nbs/12_pipeline.ipynb #a2ada900
 from __future__ import annotations
-import json, os, time
-from dataclasses import replace
+import json, os, sys, time
+from dataclasses import dataclass, replace
 from typing import Sequence
 from pathlib import Path
 import numpy as np
@@ -15,7 +15,9 @@ from torch.utils.data import Dataset
 from .clevr import *
 from .executor import load_split
 from .data import *
-from .synthetic import BlenderSetupError, find_blender, find_blender_assets, generate_dataset
+from .blender import BlenderSetupError, blender_assets_cache, find_blender, find_blender_assets
+from .download import DownloadError, fetch_blender_assets
+from .synthetic import generate_dataset
 from .synthetic import made_by_generator
 from .perception import *
 from .perception import _numbers
@@ -24,10 +26,11 @@ from .model import *
 from .train import *
 
 # %% auto #0
-__all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'STAGES', 'stage_configs', 'open_dataset', 'is_main_process',
-           'ensure_dataset', 'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage',
-           'train_all', 'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation',
-           'evaluation_name', 'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
+__all__ = ['DATA_DEFAULTS', 'STAGE_DEFAULTS', 'SPLIT_FILES', 'NO_RENDERS_COST', 'STAGES', 'stage_configs', 'open_dataset',
+           'is_main_process', 'ensure_dataset', 'no_renders_fix', 'BlenderRenders', 'blender_and_assets',
+           'ensure_blender_renders', 'dataset_questions', 'ClevrAnswers', 'train_e2e_stage', 'train_all',
+           'parse_curriculum', 'parse_size', 'train_main', 'train_cli', 'write_evaluation', 'evaluation_name',
+           'eval_main', 'eval_cli', 'real_clevr_report', 'quickstart_main', 'quickstart_cli']
 
 # %% ../nbs/12_pipeline.ipynb #7d82e08a
 DATA_DEFAULTS = dict(
@@ -38,10 +41,12 @@ DATA_DEFAULTS = dict(
     blender_images=1024,  # Blender renders of CLEVR's assets perception also learns from (when Blender is present),
                           # 0.6-0.8 s each; 1,024 read our Blender val better than 512 (92.5% of scenes against
                           # 80-90%), real renders as well or better (2026-12-03; see the README's main job)
+    blender_samples=8,  # Cycles samples per render: 0.59 s per 240x160 image with bpy 5.0.1 on 2 cores, against
+                        # 1.09 s at 16 (2026-12-08), which put the main job over its 30 minutes
 )
 
 STAGE_DEFAULTS = {  # each stage's training settings (out_dir is set per run)
-    'perception': TrainConfig(epochs=12, batch_size=32, lr=3e-3, weight_decay=0.05,
+    'perception': TrainConfig(epochs=8, batch_size=32, lr=3e-3, weight_decay=0.05,
                               warmup_steps=50),  # strong decay: 6,000 images (and 1,024 renders 4 times) per epoch;
                               # 18 epochs (bf16, 2026-12-03) read real renders no better than 12: 23 of 30 scenes
     'parser': TrainConfig(epochs=2, batch_size=64, lr=2e-3, warmup_steps=50),  # 100% exact match on generated val,
@@ -109,32 +114,81 @@ def ensure_dataset(root, # a dataset folder or a folder holding one (see `resolv
     return open_dataset(found, splits, 'training')
 
 
+# %% ../nbs/12_pipeline.ipynb #9de0a23d
+NO_RENDERS_COST = ("perception learned from the numpy renders alone, without Blender renders of CLEVR's assets, and "
+                   "reads real CLEVR images far worse: measured 2026-12-07 as a new user would (main at e52a285), "
+                   "71.8% of 2,420 held-out real CLEVR questions answered instead of 98.5-99.1%, material read right "
+                   "for 56% of the objects, shape for 82%")
+
+def no_renders_fix(out_dir: str = 'runs/quickstart', # the run that had no renders (a new run folder is suggested)
+                  ) -> str:
+    "The one command that gives this machine Blender renders and a model that learned from them."
+    get = ('pip install -e ".[blender]"' if sys.version_info[:2] in ((3, 11), (3, 13))  # PyPI's bpy wheels
+           else 'apt-get install -y blender')  # Python 3.10 / 3.12: no bpy wheel; or Blender from blender.org on PATH
+    return f"{get} && nst4_quickstart --out-dir {out_dir}_blender"
+
+@dataclass(frozen=True)
+class BlenderRenders:
+    "The Blender renders perception learns from, or why there are none."
+    root: Path | None = None  # the renders' dataset root (official layout); None when there are none
+    blender: str = ''  # what rendered them, e.g. 'Blender: bpy 5.0.1 (pip)'
+    missing: str = ''  # why there are none, in one line ('' when there are, or when none were asked for)
+
+    def report(self, out_dir: str = 'runs/quickstart', # the run folder, for the command that fixes a missing Blender
+              ) -> dict:
+        "What a run's JSON report says of them; when they are missing, also what that costs and the fix."
+        made = {'renders': str(self.root) if self.root else None, 'blender': self.blender or None}
+        return {**made, 'missing': self.missing, 'cost': NO_RENDERS_COST, 'fix': no_renders_fix(out_dir)} \
+            if self.missing else made
+
+    def warning(self, out_dir: str = 'runs/quickstart', # the run folder
+               ) -> str:
+        "The lines a run ends with when it had no renders ('' when it had)."
+        if not self.missing: return ''
+        return (f"\nWARNING: {NO_RENDERS_COST}.\nWhy: {self.missing}\n"
+                f"Fix (one command): {no_renders_fix(out_dir)}")
+
+# %% ../nbs/12_pipeline.ipynb #ad77af04
+def blender_and_assets(blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
+                       mirror: str | None = None, # where to fetch the assets from (default: $NST4_MIRROR, else GitHub)
+                      ) -> tuple:
+    "(Blender route, assets folder, '') for renders, the assets fetched into the user cache when missing; else why not."
+    try: route = find_blender()
+    except BlenderSetupError as e: return None, None, str(e)
+    try: return route, find_blender_assets(blender_assets), ''
+    except BlenderSetupError as e:
+        if blender_assets or os.environ.get('NST4_CLEVR_BLENDER'): return route, None, str(e)  # theirs: not filled in
+    print(f"{route}; CLEVR's Blender assets are not on this machine: fetching them into {blender_assets_cache()}")
+    try: return route, fetch_blender_assets(mirror=mirror, retries=3), ''
+    except DownloadError as e: return route, None, str(e)
+
 # %% ../nbs/12_pipeline.ipynb #3cb19e2e
 def ensure_blender_renders(root, # the synthetic dataset's root: renders go beside it, in `<root>_blender[_WxH]`
                            images: int = DATA_DEFAULTS['blender_images'], # training images to render (0: none)
-                           samples: int = 16, # Cycles samples per pixel (renders already there keep theirs)
+                           samples: int = DATA_DEFAULTS['blender_samples'], # Cycles samples (renders already there keep theirs)
                            size: tuple = PerceptionConfig.input_size, # (width, height) perception reads, renders' too
                            seed: int = 1, # a seed other than the synthetic dataset's, so other scenes
                            blender_assets: str | None = None, # CLEVR's Blender assets (see `find_blender_assets`)
                            split: str = 'train', # the split they join; its CoGenT condition holds for them (trainA: A)
-                          ) -> Path | None:
-    "Blender renders perception learns from, rendered (or resumed) when Blender and CLEVR's assets exist; else None."
+                           mirror: str | None = None, # where missing assets come from (default: $NST4_MIRROR, GitHub)
+                          ) -> BlenderRenders:
+    "Blender renders perception learns from, rendered (or resumed) where Blender runs; else why there are none."
     if split not in ('train', 'trainA', 'trainB'):
         raise ValueError(f"split={split!r}: Blender renders join a train split: train, trainA or trainB")
-    if not images: return None
-    try: find_blender(), find_blender_assets(blender_assets)
-    except BlenderSetupError as e:
-        print(f"no Blender renders to learn from: {e}. Perception will read real CLEVR images less well (see "
-              "ensure_blender_renders)")
-        return None
+    if not images: return BlenderRenders()
+    route, assets, missing = blender_and_assets(blender_assets, mirror)
+    if missing:
+        print(f"no Blender renders to learn from: {missing}")
+        return BlenderRenders(missing=missing)
+    print(f"Blender renders for perception: {route}, CLEVR's assets in {assets}")
     other_size = '' if tuple(size) == PerceptionConfig.input_size else f'_{size[0]}x{size[1]}'
     out = Path(f'{Path(root)}_blender{other_size}')
     made = out / '.shards' / split / 'config.json'  # what `generate_dataset` recorded of renders already there
     if made.exists(): samples = json.loads(made.read_text()).get('samples', samples)
-    return generate_dataset(out, train=images, val=0, questions_per_image=0, seed=seed, width=size[0],
-                            height=size[1], cogent=split.removeprefix('train') or None, renderer='blender',
-                            samples=samples, blender_assets=blender_assets)
-
+    found = generate_dataset(out, train=images, val=0, questions_per_image=0, seed=seed, width=size[0],
+                             height=size[1], cogent=split.removeprefix('train') or None, renderer='blender',
+                             samples=samples, blender_assets=assets)
+    return BlenderRenders(found, str(route))
 
 # %% ../nbs/12_pipeline.ipynb #bab02ce4
 def dataset_questions(root, # dataset root, official layout
@@ -233,6 +287,9 @@ def train_all(root, # dataset root, official layout
     started, ran = time.time(), []
     augmentation = {**({} if augment else NO_AUGMENTATION), 'recolor': recolor}  # recolor is its own switch
     if 'perception' in stages:
+        print(f"perception learns from the {train_split} images of {root}" + (
+            f" and {len(load_scenes(scenes_path(renders, train_split))):,} Blender renders in {renders}" if renders
+            else ", without Blender renders"))
         p = train_perception_stage(root, replace(perception, out_dir=str(out / 'perception')), perception_model,
                                    train_split=train_split, val_split=val_split, renders=renders, **augmentation)
         ran.append('perception')
@@ -284,6 +341,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
                perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs
                blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders to learn from (0: none)
+               blender_samples: int = DATA_DEFAULTS['blender_samples'], # Cycles samples per pixel of those renders
                parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
                e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                batch_size: int = None, # override every stage's batch size
@@ -317,12 +375,13 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                             wandb=wandb, seed=seed)
     configs['parser'] = replace(configs['parser'], curriculum=stages_curriculum)  # difficulty: program length
     chosen = tuple(s.strip() for s in stages.split(','))
-    renders = (ensure_blender_renders(root, blender_images, size=perception_model.input_size, split=train_split)
-               if 'perception' in chosen else None)
-    return train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
-                     renders=renders,
-                     train_split=train_split, val_split=val_split, perception_model=perception_model, augment=augment,
-                     recolor=recolor)
+    renders = (ensure_blender_renders(root, blender_images, blender_samples, perception_model.input_size, split=train_split)
+               if 'perception' in chosen else BlenderRenders())
+    model = train_all(root, out_dir, configs['perception'], configs['parser'], configs['e2e'], stages=chosen,
+                      renders=renders.root, train_split=train_split, val_split=val_split,
+                      perception_model=perception_model, augment=augment, recolor=recolor)
+    if renders.missing: print(renders.warning(out_dir))
+    return model
 
 # %% ../nbs/12_pipeline.ipynb #39c78b80
 def train_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
@@ -433,6 +492,7 @@ def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
                     val_images: int = DATA_DEFAULTS['val_images'], # val images to generate when the dataset is missing
                     perception_epochs: int = STAGE_DEFAULTS['perception'].epochs, # perception stage epochs
                     blender_images: int = DATA_DEFAULTS['blender_images'], # Blender renders to learn from (0: none)
+                    blender_samples: int = DATA_DEFAULTS['blender_samples'], # Cycles samples per pixel of those
                     parser_epochs: int = STAGE_DEFAULTS['parser'].epochs, # parser stage epochs
                     e2e_epochs: int = STAGE_DEFAULTS['e2e'].epochs, # end-to-end stage epochs (0: skip)
                     batch_size: int = None, # override every stage's batch size (tiny runs)
@@ -447,8 +507,8 @@ def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
     root = ensure_dataset(data_root, train_images, val_images, seed=seed)
     epochs = {'perception': perception_epochs, 'parser': parser_epochs, 'e2e': e2e_epochs}
     configs = stage_configs(epochs, batch_size, seed=seed, device=device)
-    model = train_all(root, out, configs['perception'], configs['parser'], configs['e2e'],
-                      renders=ensure_blender_renders(root, blender_images))
+    renders = ensure_blender_renders(root, blender_images, blender_samples)
+    model = train_all(root, out, configs['perception'], configs['parser'], configs['e2e'], renders=renders.root)
     report = evaluate_vqa(model, root, 'val', n_proofs=5)
     write_evaluation(report, out / 'eval_val.json')
     sample = report['proofs'][0]
@@ -470,7 +530,11 @@ def quickstart_main(out_dir: str = 'runs/quickstart', # run folder
                   ', '.join(f"{k} {100 * p[f'{k}_accuracy']:.1f}%" for k in ('color', 'shape', 'material', 'size')) +
                   f", scenes fully right {100 * p['scene_accuracy']:.1f}%; "
                   f"full pipeline {a['correct']}/{a['questions']} official questions")
-    print(f"\ndone in {(time.time() - started) / 60:.1f} min; model: {out / 'model.pt'}")
+    minutes = (time.time() - started) / 60
+    atomic_write_json({'minutes': round(minutes, 2), 'generated_val_accuracy': report['overall']['accuracy'],
+                       'blender_renders': renders.report(out_dir)}, out / 'quickstart.json')
+    print(f"\ndone in {minutes:.1f} min; model: {out / 'model.pt'}; report: {out / 'quickstart.json'}")
+    if renders.missing: print(renders.warning(out_dir))
 
 # %% ../nbs/12_pipeline.ipynb #6fc6e9e0
 def quickstart_cli(argv: Sequence[str] | None = None, # command-line arguments; `sys.argv[1:]` when None
