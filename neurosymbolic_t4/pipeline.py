@@ -350,7 +350,7 @@ def train_main(data_root: str = DATA_DEFAULTS['data_root'], # dataset root (offi
                lr: float = None, # override every stage's learning rate
                schedule: str = 'cosine', # cosine | onecycle | step | plateau | constant
                device: str = 'auto', # auto (a GPU when there is one) | cpu | cuda | cuda:N
-               amp: str = 'auto', # auto (GPU: bf16 from sm_80, fp16 below; CPU: bf16 where faster) | bf16 | fp16 | off
+               amp: str = 'auto', # auto (GPU: bf16 from sm_80, fp16 below; CPU: bf16 where native) | bf16 | fp16 | off
                clip_grad: float = 1.0, # max gradient norm (0: no clipping)
                wandb: str = None, # W&B project to log to (needs wandb installed; WANDB_MODE=offline works)
                seed: int = 0, # seed of the generated dataset and of training

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #b442a498
 from __future__ import annotations
-import functools, json, math, os, random, time
+import json, math, os, random, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,9 +18,9 @@ from .clevr import atomic_write_json
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'TRAIN_STATE', 'TrainConfig', 'allowed_difficulty', 'EpochSampler', 'lr_factor', 'LRSchedule',
-           'make_scheduler', 'cpu_has_bf16', 'cpu_bf16_is_faster', 'device_and_precision', 'rng_state', 'set_rng_state',
-           'seed_everything', 'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'unwrap', 'Trainer',
-           'plot_history', 'start_wandb']
+           'make_scheduler', 'cpu_has_bf16', 'device_and_precision', 'rng_state', 'set_rng_state', 'seed_everything',
+           'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'unwrap', 'Trainer', 'plot_history',
+           'start_wandb']
 
 # %% ../nbs/08_train.ipynb #550d4fab
 @dataclass
@@ -147,32 +147,10 @@ def cpu_has_bf16() -> bool:
     "Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX tiles), as its autocast's kernels need to be fast."
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
-def _conv_step_seconds(net: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
-    "Seconds of one forward and backward pass of `net` on `x`, under bf16 autocast or in full precision."
-    start = time.perf_counter()
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): loss = net(x).float().square().mean()
-    loss.backward()
-    return time.perf_counter() - start
-
-@functools.lru_cache(maxsize=1)
-def cpu_bf16_is_faster() -> bool:
-    "Whether bf16 autocast trains a small convolution stack faster than full precision on this CPU (measured once)."
-    if not cpu_has_bf16(): return False
-    torch.manual_seed(0)
-    layers = [torch.nn.Conv2d(3, 32, 3, 2, 1), torch.nn.GELU(), torch.nn.Conv2d(32, 64, 3, 2, 1), torch.nn.GELU(),
-              torch.nn.Conv2d(64, 64, 3, 1, 1), torch.nn.GELU(), torch.nn.Conv2d(64, 64, 3, 1, 1)]
-    net = torch.nn.Sequential(*layers).to(memory_format=torch.channels_last)
-    x = torch.randn(16, 3, 160, 240).to(memory_format=torch.channels_last)  # a batch at perception's input size
-    seconds = {}
-    for bf16 in (False, True):
-        _conv_step_seconds(net, x, bf16)  # warm-up: kernels chosen, memory allocated
-        seconds[bf16] = sorted(_conv_step_seconds(net, x, bf16) for _ in range(3))[1]
-    return seconds[True] < 0.9 * seconds[False]
-
 def device_and_precision(device: str = 'auto', # auto | cpu | cuda | cuda:N
                          amp: str = 'auto', # auto | bf16 | fp16 | off
                         ) -> tuple:
-    "(torch.device, autocast dtype or None): GPU bf16 from sm_80, fp16 below; CPU bf16 where faster; None when off."
+    "(torch.device, autocast dtype or None): GPU bf16 from sm_80, fp16 below; CPU bf16 where native; None when off."
     if amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp={amp!r}: expected auto, bf16, fp16 or off")
     if device == 'auto': device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else 'cpu'
     device = torch.device(device)
@@ -180,7 +158,7 @@ def device_and_precision(device: str = 'auto', # auto | cpu | cuda | cuda:N
         raise ValueError(f"device={str(device)!r} but torch sees no CUDA GPU here; use --device cpu (or auto)")
     if amp == 'off': return device, None
     if device.type != 'cuda':
-        return device, torch.bfloat16 if amp == 'bf16' or (amp == 'auto' and cpu_bf16_is_faster()) else None  # fp16: GPU only
+        return device, torch.bfloat16 if amp == 'bf16' or (amp == 'auto' and cpu_has_bf16()) else None  # fp16: GPU only
     major, minor = torch.cuda.get_device_capability(device)
     if amp == 'bf16' and major < 8:
         raise ValueError(f"amp='bf16' on a GPU of compute capability sm_{major}{minor}, which has no native bf16; use "
