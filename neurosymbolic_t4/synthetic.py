@@ -224,7 +224,7 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
     settings = GenerateConfig(train, val, questions_per_image, seed, width, height, cogent, look_jitter, renderer,
                               samples)
     if workers is not None and workers < 1: raise ValueError(f"--workers {workers}: give 1 or more (or leave it out)")
-    if renderer == 'blender': assets, _ = find_blender_assets(blender_assets), find_blender()  # before any work
+    if renderer == 'blender': assets, route = find_blender_assets(blender_assets), find_blender()  # before any work
     _claim_folder(root, force)
     config, splits = settings.recorded(), settings.splits
     for split in splits: _check_config(root, split, config)
@@ -236,7 +236,7 @@ def generate_dataset(out, # dataset root: images/, scenes/, questions/ are writt
         plans = [p for p in done if p is not None]
         with tqdm(total=len(jobs), initial=len(jobs) - len(plans), desc=f'Blender CLEVR -> {root}', unit='img') as bar:
             def finished(k, result): atomic_write_json(plans[k][2], plans[k][1]); bar.update()
-            if plans: render_blender([p[0] for p in plans], width, height, samples, assets, on_done=finished)
+            if plans: render_blender([p[0] for p in plans], width, height, samples, assets, route, on_done=finished)
         done = [bool(plans)]
     for split, n in splits.items():
         if any(done) or _needs_assembly(root, split, n, config): _assemble(root, split, n, config)
@@ -271,7 +271,7 @@ def generate_main(out: str = 'data/CLEVR_synthetic', # dataset root to write (or
                   look_jitter: float = 1., # how far lighting and materials vary between images (0: one fixed look)
                   renderer: str = 'fast', # fast (numpy, ~100 images/s) or blender (Cycles with CLEVR's assets: slow)
                   samples: int = 64, # Cycles samples per pixel (--renderer blender)
-                  blender_assets: str = None, # Blender assets (default: $NST4_CLEVR_BLENDER or shared/clevr_blender)
+                  blender_assets: str = None, # Blender assets (default: $NST4_CLEVR_BLENDER, the user cache, shared/)
                   force: bool = False, # write into a folder holding files the generator did not make
                  ) -> Path:
     ("Generate a synthetic CLEVR dataset in the official CLEVR_v1.0 layout.\n\n"
